@@ -1,0 +1,25 @@
+package xllm.serve;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Entry point of {@code ./xllm}: one picocli command per subcommand. */
+@Command(name = "xllm", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+        description = "Images, video and speech as foreign languages for a frozen decoder LLM.",
+        subcommands = {CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        return cl;
+    }
+
+    @Override
+    public void run() {
+        CommandLine.usage(this, System.out);
+    }
+}
