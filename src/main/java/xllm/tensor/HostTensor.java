@@ -15,7 +15,9 @@ import java.util.Arrays;
 public record HostTensor(String name, DType dtype, long[] shape, ByteBuffer data) {
 
     public HostTensor {
-        long expected = numel() * dtype.bytes;
+        long count = 1;
+        for (long d : shape) count *= d; // numel() would read fields that a compact constructor has not set yet
+        long expected = count * dtype.bytes;
         if (data.remaining() != expected) {
             throw new IllegalArgumentException("tensor '" + name + "': " + data.remaining() + " bytes for shape "
                     + Arrays.toString(shape) + " of " + dtype + " (expected " + expected + ")");
@@ -37,7 +39,7 @@ public record HostTensor(String name, DType dtype, long[] shape, ByteBuffer data
         switch (dtype) {
             case F32 -> b.asFloatBuffer().get(out);
             case F64 -> { for (int i = 0; i < n; i++) out[i] = (float) b.getDouble(i * 8); }
-            case F16 -> { for (int i = 0; i < n; i++) out[i] = Float.float16ToFloat(b.getShort(i * 2)); }
+            case F16 -> { for (int i = 0; i < n; i++) out[i] = halfToFloat(b.getShort(i * 2)); }
             case BF16 -> { for (int i = 0; i < n; i++) out[i] = Float.intBitsToFloat((b.getShort(i * 2) & 0xffff) << 16); }
             case I64 -> { for (int i = 0; i < n; i++) out[i] = b.getLong(i * 8); }
             case I32 -> { for (int i = 0; i < n; i++) out[i] = b.getInt(i * 4); }
@@ -60,6 +62,21 @@ public record HostTensor(String name, DType dtype, long[] shape, ByteBuffer data
     public NDArray toFloatNDArray(NDManager manager) {
         if (dtype == DType.F32) return toNDArray(manager);
         return manager.create(toFloats(), new Shape(shape));
+    }
+
+    /** IEEE 754 binary16 → float32, exact (Float.float16ToFloat needs Java 20). */
+    public static float halfToFloat(short half) {
+        int bits = half & 0xffff;
+        int sign = (bits & 0x8000) << 16;
+        int exponent = (bits >>> 10) & 0x1f;
+        int mantissa = bits & 0x3ff;
+        if (exponent == 0x1f) return Float.intBitsToFloat(sign | 0x7f800000 | (mantissa << 13)); // inf / NaN
+        if (exponent == 0) {
+            if (mantissa == 0) return Float.intBitsToFloat(sign);
+            float value = mantissa * 0x1p-24f; // subnormal: exact in float32
+            return sign == 0 ? value : -value;
+        }
+        return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
     }
 
     public static HostTensor ofFloats(String name, float[] values, long... shape) {

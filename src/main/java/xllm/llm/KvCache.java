@@ -1,0 +1,89 @@
+package xllm.llm;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Key/value history of every decoder layer, allocated once at its full length: keys and values
+ * (B, KV, capacity, hd) per layer, written in place as tokens arrive, plus which slots hold real (non-padding)
+ * tokens. Rows are left-padded, so all rows of a batch share one write position.
+ */
+public final class KvCache implements AutoCloseable {
+
+    private final NDManager manager;
+    private final NDArray[] keys;    // per layer (B, KV, capacity, hd)
+    private final NDArray[] values;  // per layer (B, KV, capacity, hd)
+    private final boolean[][] valid; // (B, capacity): slot holds a real token
+    private final int capacity;
+    private int length;
+
+    public KvCache(NDManager parent, LlamaConfig config, int batch, int capacity, DataType type) {
+        if (capacity > config.maxPositions()) {
+            throw new IllegalArgumentException("KV cache of " + capacity + " positions exceeds the model's "
+                    + config.maxPositions());
+        }
+        this.manager = parent.newSubManager();
+        this.capacity = capacity;
+        this.keys = new NDArray[config.numLayers()];
+        this.values = new NDArray[config.numLayers()];
+        Shape shape = new Shape(batch, config.numKeyValueHeads(), capacity, config.headDim());
+        for (int l = 0; l < config.numLayers(); l++) {
+            keys[l] = manager.zeros(shape, type);
+            values[l] = manager.zeros(shape, type);
+        }
+        this.valid = new boolean[batch][capacity];
+    }
+
+    public int length() {
+        return length;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int batchSize() {
+        return valid.length;
+    }
+
+    public boolean[][] validity() {
+        return valid;
+    }
+
+    /** Marks the next {@code tokenValid[b].length} slots, then the layers write their keys/values there. */
+    void reserve(boolean[][] tokenValid) {
+        int count = tokenValid[0].length;
+        if (length + count > capacity) {
+            throw new IllegalStateException("KV cache full: " + length + " + " + count + " > " + capacity);
+        }
+        for (int b = 0; b < valid.length; b++) System.arraycopy(tokenValid[b], 0, valid[b], length, count);
+    }
+
+    /** Writes layer keys/values (B, KV, T, hd) at [start, start+T) and returns views of [0, start+T). */
+    NDArray[] append(int layer, int start, NDArray newKeys, NDArray newValues) {
+        int end = start + (int) newKeys.getShape().get(2);
+        NDIndex slot = new NDIndex(":, :, {}:{}", start, end);
+        keys[layer].set(slot, newKeys);
+        values[layer].set(slot, newValues);
+        NDIndex history = new NDIndex(":, :, :{}", end);
+        return new NDArray[] {keys[layer].get(history), values[layer].get(history)};
+    }
+
+    void advance(int count) {
+        length += count;
+    }
+
+    /** Forgets everything (the buffers stay allocated). */
+    public void reset() {
+        length = 0;
+        for (boolean[] row : valid) java.util.Arrays.fill(row, false);
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

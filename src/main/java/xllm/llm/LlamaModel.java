@@ -1,0 +1,241 @@
+package xllm.llm;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.nn.core.Embedding;
+import ai.djl.nn.core.Linear;
+import xllm.tensor.TransformerOps;
+
+/**
+ * A frozen Llama-family decoder (Llama 2/3, Qwen2/2.5, SmolLM2, Mistral) as a record of tensors and a pure forward
+ * function: RMSNorm, RoPE, grouped-query attention with an optional KV cache, SwiGLU MLP, tied or untied LM head.
+ *
+ * <p>The forward pass takes <em>input embeddings</em>, not token ids: the caller embeds text tokens with
+ * {@link #embed} and may put its own vectors (image, video or speech tokens from an X2L interface) at any positions —
+ * the X2L hook of X-LLM. Gradients flow back to those vectors; the model's own tensors never require gradients.
+ *
+ * <p>To keep the op count per token low (DJL pays ≈5 µs per op), weights are re-arranged once at load time without
+ * changing the function: each RMSNorm gain is folded into the columns of the linear layers that follow it, q/k/v and
+ * gate/up projections are concatenated into one matrix each, and 1/sqrt(hd) is folded into the query projection.
+ * Parity with transformers is tested in {@code LlamaParityTest} (logits ≤ 1e-3 for SmolLM2-135M, ≤ 1e-4 for the tiny
+ * random checkpoints) and the cache against full recomputation in {@code LlamaModelTest}.
+ */
+public final class LlamaModel implements AutoCloseable {
+
+    /** One decoder block, weights in PyTorch (out, in) layout for {@code linear}. */
+    record Layer(
+            NDArray qkv,        // ((H + 2·KV)·hd, D): [Wq·g/√hd ; Wk·g ; Wv·g], g = input RMSNorm gain
+            NDArray qkvBias,    // ((H + 2·KV)·hd) or null
+            NDArray output,     // (D, H·hd)
+            NDArray gateUp,     // (2F, D): [Wgate·g' ; Wup·g'], g' = post-attention RMSNorm gain
+            NDArray down) {}    // (D, F)
+
+    private final LlamaConfig config;
+    private final NDManager manager;
+    private final NDArray tokenEmbedding; // (V, D)
+    private final Layer[] layers;
+    private final NDArray lmHead;         // (V, D), final RMSNorm gain folded in
+    private final NDArray ropeCos;        // (maxPositions, hd)
+    private final NDArray ropeSin;        // (maxPositions, hd)
+    private final NDArray rotateHalf;     // (hd, hd)
+    private final DataType dataType;
+
+    LlamaModel(LlamaConfig config, NDManager manager, NDArray tokenEmbedding, Layer[] layers, NDArray lmHead) {
+        this.config = config;
+        this.manager = manager;
+        this.tokenEmbedding = tokenEmbedding;
+        this.layers = layers;
+        this.lmHead = lmHead;
+        this.dataType = tokenEmbedding.getDataType();
+        float[] inverse = TransformerOps.ropeInverseFrequencies(config.headDim(), config.ropeTheta(), config.ropeScaling());
+        NDArray[] tables = TransformerOps.ropeTables(manager, config.maxPositions(), config.headDim(), inverse, dataType);
+        this.ropeCos = tables[0];
+        this.ropeSin = tables[1];
+        this.rotateHalf = TransformerOps.rotateHalfMatrix(manager, config.headDim(), dataType);
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public DataType dataType() {
+        return dataType;
+    }
+
+    public NDManager manager() {
+        return manager;
+    }
+
+    /** Token embedding matrix (V, D); frozen. */
+    public NDArray tokenEmbedding() {
+        return tokenEmbedding;
+    }
+
+    /** Embeds token ids (B, T) int64 into (B, T, D), attached to the ids' manager. */
+    public NDArray embed(NDArray tokenIds) {
+        return gatherRows(tokenEmbedding, tokenIds, tokenIds.getManager());
+    }
+
+    /**
+     * Runs the decoder over T new positions and returns the final hidden states (B, T, D), already RMS-normalised
+     * (the final gain lives in {@link #logits}). With a cache, keys/values are appended at {@code cache.length()} and
+     * attention sees the whole history; without, attention is over these T positions only.
+     *
+     * @param inputEmbeddings (B, T, D) token or modality embeddings; intermediate arrays attach to its manager
+     * @param positions       (B, T) RoPE position of each token (left padding gives rows different offsets)
+     * @param tokenValid      (B, T) false marks padding tokens, which no query attends to
+     * @param cache           key/value history, or null for a single full pass (training)
+     */
+    public NDArray hiddenStates(NDArray inputEmbeddings, long[][] positions, boolean[][] tokenValid, KvCache cache) {
+        NDManager scope = inputEmbeddings.getManager();
+        Shape shape = inputEmbeddings.getShape();
+        int batch = (int) shape.get(0), tokens = (int) shape.get(1);
+        int heads = config.numHeads(), kvHeads = config.numKeyValueHeads(), headDim = config.headDim();
+
+        // step 1: per-token RoPE angles and the attention mask, shared by all layers
+        long[] flatPositions = new long[batch * tokens];
+        for (int b = 0; b < batch; b++) {
+            for (int t = 0; t < tokens; t++) {
+                long p = positions[b][t];
+                if (p < 0 || p >= config.maxPositions()) {
+                    throw new IllegalArgumentException("position " + p + " outside the model's range [0, "
+                            + config.maxPositions() + ")");
+                }
+                flatPositions[b * tokens + t] = p;
+            }
+        }
+        NDArray positionIndex = scope.create(flatPositions);
+        NDArray cos = gatherRows(ropeCos, positionIndex, scope).reshape(batch, tokens, 1, headDim);
+        NDArray sin = gatherRows(ropeSin, positionIndex, scope).reshape(batch, tokens, 1, headDim);
+        int start = cache == null ? 0 : cache.length();
+        int history = start + tokens;
+        boolean[][] keyValid;
+        if (cache == null) {
+            keyValid = tokenValid;
+        } else {
+            cache.reserve(tokenValid);
+            keyValid = cache.validity();
+        }
+        NDArray mask = TransformerOps.attentionMask(scope, keyValid, start, tokens, history, dataType);
+
+        NDArray x = inputEmbeddings; // (B, T, D)
+        for (int l = 0; l < layers.length; l++) {
+            Layer layer = layers[l];
+            // step 2: attention block
+            NDArray normed = TransformerOps.rmsNormalize(x, config.rmsNormEps());
+            NDArray qkv = linear(normed, layer.qkv, layer.qkvBias)
+                    .reshape(batch, tokens, heads + 2L * kvHeads, headDim);             // (B, T, H+2KV, hd)
+            NDArray queryKey = TransformerOps.applyRope(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)),
+                    cos, sin, rotateHalf);                                               // (B, T, H+KV, hd)
+            NDArray q = queryKey.get(new NDIndex(":, :, :{}", heads));                   // (B, T, H, hd)
+            NDArray k = queryKey.get(new NDIndex(":, :, {}:", heads)).transpose(0, 2, 1, 3); // (B, KV, T, hd)
+            NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads)).transpose(0, 2, 1, 3);
+            NDArray keys = k;
+            NDArray values = v;
+            if (cache != null) {
+                NDArray[] kv = cache.append(l, start, k, v);
+                keys = attach(kv[0], scope);
+                values = attach(kv[1], scope);
+            }
+            NDArray attention = TransformerOps.groupedQueryAttention(q, keys, values, mask);  // (B, T, H·hd)
+            x = x.add(linear(attention, layer.output, null));
+
+            // step 3: SwiGLU MLP block
+            NDArray gateUp = linear(TransformerOps.rmsNormalize(x, config.rmsNormEps()), layer.gateUp, null);
+            long ffn = config.intermediateSize();
+            NDArray gate = gateUp.get(new NDIndex("..., :{}", ffn));
+            NDArray up = gateUp.get(new NDIndex("..., {}:", ffn));
+            NDArray activated = gate.mul(Activation.sigmoid(gate)).mul(up);  // silu(gate)·up
+            x = x.add(linear(activated, layer.down, null));
+        }
+        if (cache != null) cache.advance(tokens);
+        // step 4: final RMSNorm (its gain is folded into the LM head)
+        return TransformerOps.rmsNormalize(x, config.rmsNormEps());
+    }
+
+    /** Logits (…, V) for normalised hidden states (…, D). */
+    public NDArray logits(NDArray hidden) {
+        return linear(hidden, lmHead, null);
+    }
+
+    /** Full forward: logits (B, T, V) of every position. */
+    public NDArray forward(NDArray inputEmbeddings, long[][] positions, boolean[][] tokenValid, KvCache cache) {
+        return logits(hiddenStates(inputEmbeddings, positions, tokenValid, cache));
+    }
+
+    /** Forward over token ids (B, T) with contiguous positions from the cache length; no padding. */
+    public NDArray forwardTokens(NDArray tokenIds, KvCache cache) {
+        Shape s = tokenIds.getShape();
+        int batch = (int) s.get(0), tokens = (int) s.get(1);
+        int start = cache == null ? 0 : cache.length();
+        long[][] positions = new long[batch][tokens];
+        boolean[][] valid = new boolean[batch][tokens];
+        for (int b = 0; b < batch; b++) {
+            for (int t = 0; t < tokens; t++) {
+                positions[b][t] = start + t;
+                valid[b][t] = true;
+            }
+        }
+        return forward(embed(tokenIds), positions, valid, cache);
+    }
+
+    public KvCache newCache(NDManager parent, int batch, int capacity) {
+        return new KvCache(parent, config, batch, capacity, dataType);
+    }
+
+    /** The same model with every tensor converted (e.g. to float64 for finite-difference tests). */
+    public LlamaModel toType(DataType type) {
+        NDManager target = manager.getParentManager().newSubManager();
+        Layer[] converted = new Layer[layers.length];
+        for (int l = 0; l < layers.length; l++) {
+            Layer layer = layers[l];
+            converted[l] = new Layer(convert(layer.qkv, type, target),
+                    layer.qkvBias == null ? null : convert(layer.qkvBias, type, target),
+                    convert(layer.output, type, target), convert(layer.gateUp, type, target), convert(layer.down, type, target));
+        }
+        return new LlamaModel(config, target, convert(tokenEmbedding, type, target), converted, convert(lmHead, type, target));
+    }
+
+    private static NDArray convert(NDArray array, DataType type, NDManager target) {
+        NDArray out = array.toType(type, true);
+        out.attach(target);
+        return out;
+    }
+
+    /** {@code table[index]} row gather (index of any shape → index shape + (width,)), result owned by scope. */
+    private static NDArray gatherRows(NDArray table, NDArray index, NDManager scope) {
+        return attach(Embedding.embedding(index, table, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow(), scope);
+    }
+
+    private static NDArray linear(NDArray x, NDArray weight, NDArray bias) {
+        return bias == null ? Linear.linear(x, weight).singletonOrThrow() : Linear.linear(x, weight, bias).singletonOrThrow();
+    }
+
+    private static NDArray attach(NDArray array, NDManager scope) {
+        array.attach(scope);
+        return array;
+    }
+
+    /** Number of parameters of the original (unfused) checkpoint. */
+    public long parameterCount() {
+        long d = config.hiddenSize();
+        long perLayer = layers[0].qkv.size() + (layers[0].qkvBias == null ? 0 : layers[0].qkvBias.size())
+                + layers[0].output.size() + layers[0].gateUp.size() + layers[0].down.size() + 2 * d;
+        long head = config.tieWordEmbeddings() ? 0 : lmHead.size();
+        return tokenEmbedding.size() + perLayer * layers.length + d + head;
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+
+    static NDArray concatRows(NDArray... parts) {
+        return NDArrays.concat(new ai.djl.ndarray.NDList(parts), 0);
+    }
+}

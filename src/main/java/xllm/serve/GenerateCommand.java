@@ -1,0 +1,60 @@
+package xllm.serve;
+
+import ai.djl.ndarray.NDManager;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import xllm.llm.ChatTemplate;
+import xllm.llm.Generator;
+import xllm.llm.LanguageModel;
+
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** {@code ./xllm generate}: one prompt in, only the completion out on stdout (logs on stderr), for scripts. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+        description = {"Generate one completion and print only it on stdout (progress and logs go to stderr).",
+                "The prompt is wrapped in the model's chat template unless --raw is given."})
+public final class GenerateCommand implements Callable<Integer> {
+
+    @Mixin ModelOption modelOption;
+    @Mixin SamplingOptions sampling;
+
+    @Option(names = {"-p", "--prompt"}, required = true, description = "The prompt; '-' reads it from stdin.")
+    String prompt;
+
+    @Option(names = "--system", description = "System message (chat template only).")
+    String system;
+
+    @Option(names = "--raw", description = "Feed the prompt as plain text, without the chat template.")
+    boolean raw;
+
+    @Override
+    public Integer call() throws Exception {
+        String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        try (NDManager manager = NDManager.newBaseManager();
+             LanguageModel lm = modelOption.open(manager)) {
+            long[] ids;
+            if (raw) {
+                ids = lm.textPrompt(text);
+            } else {
+                List<ChatTemplate.Message> messages = new ArrayList<>();
+                if (system != null) messages.add(new ChatTemplate.Message("system", system));
+                messages.add(new ChatTemplate.Message("user", text));
+                ids = lm.chatPrompt(messages);
+            }
+            long start = System.nanoTime();
+            Generator.Completion completion = lm.generator()
+                    .generate(List.of(ids), sampling.toOptions(), (row, delta) -> out.print(delta)).get(0);
+            out.println();
+            double seconds = (System.nanoTime() - start) / 1e9;
+            System.err.printf("%d prompt + %d generated tokens in %.2f s (%s)%n", ids.length,
+                    completion.tokenIds().length, seconds, completion.finishReason().name().toLowerCase());
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,234 @@
+package xllm.tensor;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Memory-mapped reader of Hugging Face safetensors checkpoints: a single {@code *.safetensors} file, a sharded
+ * checkpoint through its {@code *.safetensors.index.json}, or a directory holding either.
+ *
+ * <p>Format: an 8-byte little-endian header length, a JSON header {@code name -> {dtype, shape, data_offsets}}
+ * (offsets relative to the end of the header) and the raw little-endian data. Each tensor is mapped on its own
+ * (long file offsets, files over 2 GiB) and nothing is read until asked. Every inconsistency (header past the end
+ * of the file, data offsets that do not match dtype × shape, overlapping or out-of-file tensors) is an
+ * {@link IOException} naming the file and the tensor. Tested in {@code SafetensorsTest} against files written by
+ * the Python {@code safetensors} package and by {@link SafetensorsWriter}.
+ */
+public final class Safetensors implements AutoCloseable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final long MAX_HEADER_BYTES = 100L << 20;
+
+    private record Entry(Path file, DType dtype, long[] shape, long start, long end) {}
+
+    private final Path source;
+    private final Map<String, Entry> entries;
+    private final Map<String, String> metadata;
+    private final Map<Path, FileChannel> channels;
+
+    private Safetensors(Path source, Map<String, Entry> entries, Map<String, String> metadata,
+                        Map<Path, FileChannel> channels) {
+        this.source = source;
+        this.entries = entries;
+        this.metadata = metadata;
+        this.channels = channels;
+    }
+
+    /** Opens a {@code .safetensors} file, an {@code .index.json}, or a directory containing one of them. */
+    public static Safetensors open(Path path) throws IOException {
+        if (Files.isDirectory(path)) {
+            Path single = path.resolve("model.safetensors");
+            Path index = path.resolve("model.safetensors.index.json");
+            if (Files.exists(index)) return open(index);
+            if (Files.exists(single)) return open(single);
+            try (var listing = Files.list(path)) {
+                List<Path> candidates = listing.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList();
+                if (candidates.size() == 1) return open(candidates.get(0));
+                throw new IOException(path + ": expected model.safetensors or model.safetensors.index.json, found "
+                        + candidates.size() + " .safetensors files");
+            }
+        }
+        if (!Files.exists(path)) throw new IOException(path + ": file not found");
+        Map<String, Entry> entries = new LinkedHashMap<>();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        Map<Path, FileChannel> channels = new LinkedHashMap<>();
+        try {
+            if (path.getFileName().toString().endsWith(".json")) {
+                JsonNode index = readJson(path);
+                JsonNode weightMap = index.get("weight_map");
+                if (weightMap == null || !weightMap.isObject()) {
+                    throw new IOException(path + ": index has no 'weight_map' object");
+                }
+                Map<String, List<String>> byShard = new LinkedHashMap<>();
+                for (Iterator<Map.Entry<String, JsonNode>> it = weightMap.fields(); it.hasNext(); ) {
+                    var e = it.next();
+                    byShard.computeIfAbsent(e.getValue().asText(), k -> new ArrayList<>()).add(e.getKey());
+                }
+                for (var shard : byShard.entrySet()) {
+                    Path shardPath = path.resolveSibling(shard.getKey());
+                    Map<String, Entry> shardEntries = readHeader(shardPath, channels, metadata);
+                    for (String name : shard.getValue()) {
+                        Entry entry = shardEntries.get(name);
+                        if (entry == null) {
+                            throw new IOException(shardPath + ": tensor '" + name + "' listed in " + path.getFileName()
+                                    + " is missing from the shard");
+                        }
+                        entries.put(name, entry);
+                    }
+                }
+            } else {
+                entries.putAll(readHeader(path, channels, metadata));
+            }
+        } catch (IOException | RuntimeException e) {
+            for (FileChannel c : channels.values()) c.close();
+            throw e;
+        }
+        return new Safetensors(path, entries, Collections.unmodifiableMap(metadata), channels);
+    }
+
+    private static JsonNode readJson(Path path) throws IOException {
+        try {
+            return JSON.readTree(path.toFile());
+        } catch (IOException e) {
+            throw new IOException(path + ": malformed JSON: " + e.getMessage(), e);
+        }
+    }
+
+    private static Map<String, Entry> readHeader(Path file, Map<Path, FileChannel> channels,
+                                                 Map<String, String> metadata) throws IOException {
+        if (!Files.exists(file)) throw new IOException(file + ": file not found");
+        FileChannel channel = FileChannel.open(file, StandardOpenOption.READ);
+        channels.put(file, channel);
+        long size = channel.size();
+        if (size < 8) throw new IOException(file + ": truncated (" + size + " bytes, no safetensors header)");
+        ByteBuffer lengthBytes = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        readFully(channel, lengthBytes, 0);
+        long headerLength = lengthBytes.getLong(0);
+        if (headerLength <= 0 || headerLength > MAX_HEADER_BYTES || 8 + headerLength > size) {
+            throw new IOException(file + ": invalid safetensors header length " + headerLength + " (file has " + size
+                    + " bytes) — truncated or not a safetensors file");
+        }
+        ByteBuffer headerBytes = ByteBuffer.allocate((int) headerLength);
+        readFully(channel, headerBytes, 8);
+        JsonNode header;
+        try {
+            header = JSON.readTree(headerBytes.array());
+        } catch (IOException e) {
+            throw new IOException(file + ": malformed safetensors header: " + e.getMessage(), e);
+        }
+        if (header == null || !header.isObject()) throw new IOException(file + ": safetensors header is not a JSON object");
+        long dataStart = 8 + headerLength;
+        long dataSize = size - dataStart;
+        Map<String, Entry> out = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
+            var e = it.next();
+            String name = e.getKey();
+            JsonNode node = e.getValue();
+            if (name.equals("__metadata__")) {
+                node.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
+                continue;
+            }
+            JsonNode offsets = node.get("data_offsets");
+            JsonNode shapeNode = node.get("shape");
+            JsonNode dtypeNode = node.get("dtype");
+            if (offsets == null || offsets.size() != 2 || shapeNode == null || dtypeNode == null) {
+                throw new IOException(file + ": tensor '" + name + "' lacks dtype, shape or data_offsets");
+            }
+            DType dtype;
+            try {
+                dtype = DType.fromSafetensors(dtypeNode.asText());
+            } catch (IllegalArgumentException ex) {
+                throw new IOException(file + ": tensor '" + name + "': " + ex.getMessage());
+            }
+            long[] shape = new long[shapeNode.size()];
+            long numel = 1;
+            for (int i = 0; i < shape.length; i++) {
+                shape[i] = shapeNode.get(i).asLong();
+                if (shape[i] < 0) throw new IOException(file + ": tensor '" + name + "' has a negative dimension");
+                numel = Math.multiplyExact(numel, shape[i]);
+            }
+            long begin = offsets.get(0).asLong();
+            long end = offsets.get(1).asLong();
+            if (begin < 0 || end < begin || end - begin != numel * dtype.bytes) {
+                throw new IOException(file + ": tensor '" + name + "' data_offsets [" + begin + ", " + end
+                        + ") do not match " + dtype + " × " + java.util.Arrays.toString(shape));
+            }
+            if (end > dataSize) {
+                throw new IOException(file + ": tensor '" + name + "' ends at byte " + (dataStart + end)
+                        + " but the file has " + size + " bytes — truncated file");
+            }
+            out.put(name, new Entry(file, dtype, shape, dataStart + begin, dataStart + end));
+        }
+        return out;
+    }
+
+    private static void readFully(FileChannel channel, ByteBuffer buffer, long position) throws IOException {
+        while (buffer.hasRemaining()) {
+            int n = channel.read(buffer, position + buffer.position());
+            if (n < 0) throw new IOException("unexpected end of file");
+        }
+        buffer.flip();
+    }
+
+    public Path source() {
+        return source;
+    }
+
+    /** Tensor names in file order. */
+    public List<String> names() {
+        return List.copyOf(entries.keySet());
+    }
+
+    public boolean contains(String name) {
+        return entries.containsKey(name);
+    }
+
+    public Map<String, String> metadata() {
+        return metadata;
+    }
+
+    public long[] shape(String name) {
+        return entry(name).shape.clone();
+    }
+
+    public DType dtype(String name) {
+        return entry(name).dtype;
+    }
+
+    /** The tensor as a read-only view of the mapped file. */
+    public HostTensor get(String name) {
+        Entry e = entry(name);
+        try {
+            ByteBuffer mapped = e.end == e.start ? ByteBuffer.allocate(0)
+                    : channels.get(e.file).map(FileChannel.MapMode.READ_ONLY, e.start, e.end - e.start);
+            return new HostTensor(name, e.dtype, e.shape.clone(), mapped);
+        } catch (IOException ex) {
+            throw new java.io.UncheckedIOException(e.file + ": cannot map tensor '" + name + "'", ex);
+        }
+    }
+
+    private Entry entry(String name) {
+        Entry e = entries.get(name);
+        if (e == null) throw new IllegalArgumentException(source + ": no tensor named '" + name + "'");
+        return e;
+    }
+
+    @Override
+    public void close() throws IOException {
+        for (FileChannel c : channels.values()) c.close();
+    }
+}
