@@ -47,10 +47,9 @@ public final class Generator {
     public Generator(LlamaModel model, Tokenizer tokenizer) {
         this.model = model;
         this.tokenizer = tokenizer;
+        // As transformers: the checkpoint's eos ids (config / GGUF), plus the tokenizer's own end-of-sequence token.
         endTokens.addAll(model.config().eosTokenIds());
-        tokenizer.specialTokenId("<|im_end|>").ifPresent(endTokens::add);
-        tokenizer.specialTokenId("<|eot_id|>").ifPresent(endTokens::add);
-        tokenizer.specialTokenId("<|endoftext|>").ifPresent(endTokens::add);
+        if (tokenizer.eosToken() != null) tokenizer.specialTokenId(tokenizer.eosToken()).ifPresent(endTokens::add);
     }
 
     public LlamaModel model() {

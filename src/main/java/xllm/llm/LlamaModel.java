@@ -221,6 +221,11 @@ public final class LlamaModel implements AutoCloseable {
         return array;
     }
 
+    /** The decoder blocks (tests check that frozen weights never take gradients). */
+    Layer[] layersForTest() {
+        return layers;
+    }
+
     /** Number of parameters of the original (unfused) checkpoint. */
     public long parameterCount() {
         long d = config.hiddenSize();

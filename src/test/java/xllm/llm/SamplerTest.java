@@ -1,0 +1,70 @@
+package xllm.llm;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Sampling processors: greedy, repetition penalty, top-k, top-p, seeded determinism and empirical frequencies. */
+class SamplerTest {
+
+    static final float[] LOGITS = {2.0f, 1.0f, 0.5f, -1.0f, 3.0f};
+
+    @Test
+    void temperatureZeroIsArgmax() {
+        assertEquals(4, new Sampler(Sampler.Options.greedy()).next(LOGITS, new long[0], 0));
+    }
+
+    @Test
+    void repetitionPenaltyDividesPositiveAndMultipliesNegativeScores() {
+        // token 4 (3.0) penalised by 2 → 1.5 < token 0 (2.0)
+        Sampler sampler = new Sampler(new Sampler.Options(0f, 0, 1f, 2f, 0));
+        assertEquals(0, sampler.next(LOGITS, new long[] {4}, 1));
+        // a negative score gets more negative: penalising 0 and 4 leaves token 1 (1.0) best
+        assertEquals(1, sampler.next(LOGITS, new long[] {4, 0, 4}, 3));
+    }
+
+    @Test
+    void topKOneAndTinyTopPAreGreedy() {
+        for (long seed = 0; seed < 20; seed++) {
+            assertEquals(4, new Sampler(new Sampler.Options(1f, 1, 1f, 1f, seed)).next(LOGITS, new long[0], 0));
+            assertEquals(4, new Sampler(new Sampler.Options(1f, 0, 0.01f, 1f, seed)).next(LOGITS, new long[0], 0));
+        }
+    }
+
+    @Test
+    void samplingFollowsSoftmaxAndIsSeeded() {
+        Sampler a = new Sampler(new Sampler.Options(1f, 0, 1f, 1f, 42));
+        Sampler b = new Sampler(new Sampler.Options(1f, 0, 1f, 1f, 42));
+        int[] counts = new int[LOGITS.length];
+        int draws = 40000;
+        for (int i = 0; i < draws; i++) {
+            int x = a.next(LOGITS, new long[0], 0);
+            assertEquals(x, b.next(LOGITS, new long[0], 0), "same seed, same sequence");
+            counts[x]++;
+        }
+        double total = 0;
+        for (float l : LOGITS) total += Math.exp(l);
+        for (int i = 0; i < LOGITS.length; i++) {
+            double p = Math.exp(LOGITS[i]) / total;
+            double standardError = Math.sqrt(p * (1 - p) / draws);
+            assertEquals(p, counts[i] / (double) draws, 5 * standardError, "token " + i);
+        }
+    }
+
+    @Test
+    void topPKeepsTheSmallestNucleus() {
+        // probabilities ≈ [0.23, 0.08, 0.05, 0.01, 0.63]; top-p 0.8 keeps tokens 4 and 0 only
+        Sampler sampler = new Sampler(new Sampler.Options(1f, 0, 0.8f, 1f, 9));
+        for (int i = 0; i < 2000; i++) {
+            int x = sampler.next(LOGITS, new long[0], 0);
+            assertTrue(x == 4 || x == 0, "drew " + x);
+        }
+    }
+
+    @Test
+    void invalidOptionsAreRejected() {
+        assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(-1f, 0, 1f, 1f, 0));
+        assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, 0, 0f, 1f, 0));
+        assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, -2, 1f, 1f, 0));
+    }
+}
