@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code ./xllm}: one picocli command per subcommand. */
 @Command(name = "xllm", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Images, video and speech as foreign languages for a frozen decoder LLM.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, ModelsCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
