@@ -58,7 +58,13 @@ public final class ChatTemplate {
         context.put("eos_token", eosToken == null ? "" : eosToken);
         RenderResult result = jinja.renderForResult(source, context);
         if (!result.getErrors().isEmpty()) {
-            throw new IllegalArgumentException("chat template failed: " + result.getErrors().get(0).getMessage());
+            var error = result.getErrors().get(0);
+            String message = error.getMessage();
+            for (Throwable t = error.getException(); t != null; t = t.getCause()) {
+                if (t.getMessage() != null && t.getMessage().startsWith("chat template: ")) message = t.getMessage();
+            }
+            throw new IllegalArgumentException(message.startsWith("chat template: ") ? message
+                    : "chat template failed: " + message);
         }
         return result.getOutput();
     }

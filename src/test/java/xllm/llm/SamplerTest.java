@@ -19,8 +19,10 @@ class SamplerTest {
         // token 4 (3.0) penalised by 2 → 1.5 < token 0 (2.0)
         Sampler sampler = new Sampler(new Sampler.Options(0f, 0, 1f, 2f, 0));
         assertEquals(0, sampler.next(LOGITS, new long[] {4}, 1));
-        // a negative score gets more negative: penalising 0 and 4 leaves token 1 (1.0) best
-        assertEquals(1, sampler.next(LOGITS, new long[] {4, 0, 4}, 3));
+        // penalty 4 on tokens 0 and 4 (repeated ids count once): 3.0 → 0.75, 2.0 → 0.5, so token 1 (1.0) wins
+        assertEquals(1, new Sampler(new Sampler.Options(0f, 0, 1f, 4f, 0)).next(LOGITS, new long[] {4, 0, 4}, 3));
+        // a negative score is multiplied: -1 → -2 falls below -1.5
+        assertEquals(1, sampler.next(new float[] {-1f, -1.5f}, new long[] {0}, 1));
     }
 
     @Test

@@ -2,7 +2,6 @@ package xllm.tensor.gguf;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -23,23 +22,14 @@ import static org.junit.jupiter.api.Assertions.fail;
  * Sampled values must be bit-identical; sums (over ~28M values, summed in a different order than numpy's
  * pairwise sum) agree to 1e-9 of the sum of magnitudes.
  *
- * <p>Needs {@code -Dxllm.test.smollm2.gguf=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf} and fails without it;
- * tagged {@code slow} so it runs only in the {@code slow} profile ({@code mvn -Pslow test}).
+ * <p>Needs the pulled model ({@code ./xllm models pull smollm2-135m-instruct}) and fails, naming that command,
+ * without it.
  */
-@Tag("slow")
-@Tag("realweights")
 class SmolLm2GgufTest {
-
-    private static final String PROPERTY = "xllm.test.smollm2.gguf";
 
     @Test
     void readsMetadataAndDequantisesEveryTensorLikeThePythonPackage() throws IOException {
-        String location = System.getProperty(PROPERTY);
-        if (location == null || location.isBlank()) {
-            fail("set -D" + PROPERTY + "=/path/to/SmolLM2-135M-Instruct.Q4_1.gguf to run this real-weights test");
-        }
-        Path model = Path.of(location);
-        if (!Files.isRegularFile(model)) fail(PROPERTY + " points at " + model + ", which is not a file");
+        Path model = xllm.RealWeights.require("smollm2-135m-instruct");
         JsonNode expected = new ObjectMapper().readTree(GgufTestFiles.fixture("smollm2_expected.json").toFile());
 
         try (GgufFile file = GgufFile.open(model)) {

@@ -1,6 +1,5 @@
 package xllm.tensor.pickle;
 
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import xllm.tensor.DType;
 import xllm.tensor.HostTensor;
@@ -19,26 +18,18 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * {@link TorchCheckpoint} on the real EfficientNet-Lite0 checkpoint {@code efficientnet-lite0-57934424.pth}
  * (legacy non-zip torch.save format; 50 of its weights are saved as transposed, non-contiguous views).
- * The path comes from {@code -Dxllm.test.efficientnet.pth=...}; without it the test fails rather than skips.
- * Tagged "slow" so the default build (excludedGroups=slow) leaves it out; run with
- * {@code -Dsurefire.excludedGroups=none -Dsurefire.argLine="-Dxllm.test.efficientnet.pth=/path/to/file.pth"}.
+ * Needs the pulled model ({@code ./xllm models pull efficientnet-lite0}); without it the test fails, naming that
+ * command, rather than skips.
  *
  * <p>Expected numbers from {@code torch.load(path, weights_only=True)} (torch 2.15): sums in float64 over the
  * row-major contiguous values, and the position-weighted sum Σ x[i]·(i mod 7 + 1), which changes when elements
  * are materialised in the wrong order.
  */
-@Tag("slow")
-@Tag("realweights")
 class TorchCheckpointRealWeightsTest {
 
     @Test
     void readsEfficientNetLite0LikeTorch() throws Exception {
-        String property = System.getProperty("xllm.test.efficientnet.pth");
-        if (property == null || property.isBlank()) {
-            fail("set -Dxllm.test.efficientnet.pth=<efficientnet-lite0-57934424.pth> (via -Dsurefire.argLine) "
-                    + "to run this real-weights test");
-        }
-        Path file = Path.of(property);
+        Path file = xllm.RealWeights.require("efficientnet-lite0");
         assertTrue(Files.isRegularFile(file), "no such file: " + file);
 
         Map<String, HostTensor> tensors = TorchCheckpoint.read(file);
