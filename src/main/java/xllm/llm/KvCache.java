@@ -62,14 +62,16 @@ public final class KvCache implements AutoCloseable {
         for (int b = 0; b < valid.length; b++) System.arraycopy(tokenValid[b], 0, valid[b], length, count);
     }
 
-    /** Writes layer keys/values (B, KV, T, hd) at [start, start+T) and returns views of [0, start+T). */
-    NDArray[] append(int layer, int start, NDArray newKeys, NDArray newValues) {
-        int end = start + (int) newKeys.getShape().get(2);
-        NDIndex slot = new NDIndex(":, :, {}:{}", start, end);
-        keys[layer].set(slot, newKeys);
-        values[layer].set(slot, newValues);
-        NDIndex history = new NDIndex(":, :, :{}", end);
-        return new NDArray[] {keys[layer].get(history), values[layer].get(history)};
+    /** The write slot [start, end) and the history [0, end) of one forward step, shared by all layers. */
+    static NDIndex[] slots(int start, int end) {
+        return new NDIndex[] {new NDIndex(":, :, {}:{}", start, end), new NDIndex(":, :, :{}", end)};
+    }
+
+    /** Writes layer keys/values (B, KV, T, hd) into {@code slots[0]} and returns views of {@code slots[1]}. */
+    NDArray[] append(int layer, NDIndex[] slots, NDArray newKeys, NDArray newValues) {
+        keys[layer].set(slots[0], newKeys);
+        values[layer].set(slots[0], newValues);
+        return new NDArray[] {keys[layer].get(slots[1]), values[layer].get(slots[1])};
     }
 
     void advance(int count) {

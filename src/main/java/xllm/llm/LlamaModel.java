@@ -44,6 +44,13 @@ public final class LlamaModel implements AutoCloseable {
     private final NDArray ropeSin;        // (maxPositions, hd)
     private final NDArray rotateHalf;     // (hd, hd)
     private final DataType dataType;
+    // Slices reused by every layer and step (parsing an NDIndex costs as much as an op).
+    private final NDIndex queryKeyHeads;  // [:, :, :H+KV]
+    private final NDIndex queryHeads;     // [:, :, :H]
+    private final NDIndex keyHeads;       // [:, :, H:]
+    private final NDIndex valueHeads;     // [:, :, H+KV:]
+    private final NDIndex gateHalf;       // [..., :F]
+    private final NDIndex upHalf;         // [..., F:]
 
     LlamaModel(LlamaConfig config, NDManager manager, NDArray tokenEmbedding, Layer[] layers, NDArray lmHead) {
         this.config = config;
@@ -57,6 +64,13 @@ public final class LlamaModel implements AutoCloseable {
         this.ropeCos = tables[0];
         this.ropeSin = tables[1];
         this.rotateHalf = TransformerOps.rotateHalfMatrix(manager, config.headDim(), dataType);
+        int heads = config.numHeads(), kvHeads = config.numKeyValueHeads();
+        this.queryKeyHeads = new NDIndex(":, :, :{}", heads + kvHeads);
+        this.queryHeads = new NDIndex(":, :, :{}", heads);
+        this.keyHeads = new NDIndex(":, :, {}:", heads);
+        this.valueHeads = new NDIndex(":, :, {}:", heads + kvHeads);
+        this.gateHalf = new NDIndex("..., :{}", config.intermediateSize());
+        this.upHalf = new NDIndex("..., {}:", config.intermediateSize());
     }
 
     public LlamaConfig config() {
@@ -121,7 +135,10 @@ public final class LlamaModel implements AutoCloseable {
             cache.reserve(tokenValid);
             keyValid = cache.validity();
         }
-        NDArray mask = TransformerOps.attentionMask(scope, keyValid, start, tokens, history, dataType);
+        // A single new token that may see every key needs no mask (the common decode step).
+        NDArray mask = tokens == 1 && allTrue(keyValid, history) ? null
+                : TransformerOps.attentionMask(scope, keyValid, start, tokens, history, dataType);
+        NDIndex[] cacheSlots = cache == null ? null : KvCache.slots(start, history);
 
         NDArray x = inputEmbeddings; // (B, T, D)
         for (int l = 0; l < layers.length; l++) {
@@ -130,15 +147,14 @@ public final class LlamaModel implements AutoCloseable {
             NDArray normed = TransformerOps.rmsNormalize(x, config.rmsNormEps());
             NDArray qkv = linear(normed, layer.qkv, layer.qkvBias)
                     .reshape(batch, tokens, heads + 2L * kvHeads, headDim);             // (B, T, H+2KV, hd)
-            NDArray queryKey = TransformerOps.applyRope(qkv.get(new NDIndex(":, :, :{}", heads + kvHeads)),
-                    cos, sin, rotateHalf);                                               // (B, T, H+KV, hd)
-            NDArray q = queryKey.get(new NDIndex(":, :, :{}", heads));                   // (B, T, H, hd)
-            NDArray k = queryKey.get(new NDIndex(":, :, {}:", heads)).transpose(0, 2, 1, 3); // (B, KV, T, hd)
-            NDArray v = qkv.get(new NDIndex(":, :, {}:", heads + kvHeads)).transpose(0, 2, 1, 3);
+            NDArray queryKey = TransformerOps.applyRope(qkv.get(queryKeyHeads), cos, sin, rotateHalf); // (B, T, H+KV, hd)
+            NDArray q = queryKey.get(queryHeads);                                        // (B, T, H, hd)
+            NDArray k = queryKey.get(keyHeads).transpose(0, 2, 1, 3);                    // (B, KV, T, hd)
+            NDArray v = qkv.get(valueHeads).transpose(0, 2, 1, 3);                       // (B, KV, T, hd)
             NDArray keys = k;
             NDArray values = v;
             if (cache != null) {
-                NDArray[] kv = cache.append(l, start, k, v);
+                NDArray[] kv = cache.append(l, cacheSlots, k, v);
                 keys = attach(kv[0], scope);
                 values = attach(kv[1], scope);
             }
@@ -147,15 +163,21 @@ public final class LlamaModel implements AutoCloseable {
 
             // step 3: SwiGLU MLP block
             NDArray gateUp = linear(TransformerOps.rmsNormalize(x, config.rmsNormEps()), layer.gateUp, null);
-            long ffn = config.intermediateSize();
-            NDArray gate = gateUp.get(new NDIndex("..., :{}", ffn));
-            NDArray up = gateUp.get(new NDIndex("..., {}:", ffn));
+            NDArray gate = gateUp.get(gateHalf);
+            NDArray up = gateUp.get(upHalf);
             NDArray activated = gate.mul(Activation.sigmoid(gate)).mul(up);  // silu(gate)·up
             x = x.add(linear(activated, layer.down, null));
         }
         if (cache != null) cache.advance(tokens);
         // step 4: final RMSNorm (its gain is folded into the LM head)
         return TransformerOps.rmsNormalize(x, config.rmsNormEps());
+    }
+
+    private static boolean allTrue(boolean[][] valid, int length) {
+        for (boolean[] row : valid) {
+            for (int i = 0; i < length; i++) if (!row[i]) return false;
+        }
+        return true;
     }
 
     /** Logits (…, V) for normalised hidden states (…, D). */

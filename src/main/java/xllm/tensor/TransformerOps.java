@@ -120,7 +120,7 @@ public final class TransformerOps {
 
     /**
      * Grouped-query attention. q (B, T, H, hd) already scaled by 1/sqrt(hd); keys and values (B, KV, S, hd);
-     * mask (B, 1, 1, T, S). Query heads h = kv·G + g share key/value head kv, done as one batched matmul per
+     * mask (B, 1, 1, T, S) or null when every query sees every key. Query heads h = kv·G + g share key/value head kv, done as one batched matmul per
      * kv head group instead of repeating keys G times. Returns (B, T, H·hd).
      */
     public static NDArray groupedQueryAttention(NDArray q, NDArray keys, NDArray values, NDArray mask) {
@@ -129,9 +129,12 @@ public final class TransformerOps {
         long kvHeads = keys.getShape().get(1), history = keys.getShape().get(2);
         long groups = heads / kvHeads;
         NDArray grouped = q.transpose(0, 2, 1, 3).reshape(batch, kvHeads, groups * queries, headDim); // (B, KV, G·T, hd)
-        NDArray scores = grouped.matMul(keys.transpose(0, 1, 3, 2))                                  // (B, KV, G·T, S)
-                .reshape(batch, kvHeads, groups, queries, history).add(mask);                         // (B, KV, G, T, S)
-        NDArray probabilities = scores.softmax(-1).reshape(batch, kvHeads, groups * queries, history);
+        NDArray scores = grouped.matMul(keys.transpose(0, 1, 3, 2));                                 // (B, KV, G·T, S)
+        if (mask != null) {
+            scores = scores.reshape(batch, kvHeads, groups, queries, history).add(mask)               // (B, KV, G, T, S)
+                    .reshape(batch, kvHeads, groups * queries, history);
+        }
+        NDArray probabilities = scores.softmax(-1);
         return probabilities.matMul(values)                                                           // (B, KV, G·T, hd)
                 .reshape(batch, heads, queries, headDim)
                 .transpose(0, 2, 1, 3)                                                                // (B, T, H, hd)

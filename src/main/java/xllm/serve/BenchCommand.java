@@ -1,0 +1,54 @@
+package xllm.serve;
+
+import ai.djl.ndarray.NDManager;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import xllm.eval.BenchmarkReport;
+import xllm.eval.LlmBenchmark;
+import xllm.hub.ModelStore;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code ./xllm bench NAME}: speed and memory beside the reference peer, as a table (and JSON with --json). */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks that print a table and, with --json, write DESIGN.md §8's JSON. Peers run in the same "
+                + "invocation (needs the reference venv: tools/reference/setup.sh).",
+        subcommands = {BenchCommand.Llm.class})
+public final class BenchCommand implements Runnable {
+
+    @Override
+    public void run() {
+        picocli.CommandLine.usage(this, System.out);
+    }
+
+    @Command(name = "llm", mixinStandardHelpOptions = true,
+            description = {"Prefill tok/s, decode tok/s and peak RSS of the fp32 decoder beside HF transformers "
+                    + "(tools/reference/bench_hf_generate.py): same GGUF, prompt ids, greedy decoding, token counts.",
+                    "Set the thread count of both with --threads (default: all cores)."})
+    static final class Llm implements Callable<Integer> {
+        @Option(names = {"-m", "--model"}, defaultValue = ModelOption.DEFAULT_MODEL,
+                description = "GGUF model name or path (default ${DEFAULT-VALUE}).")
+        String model;
+        @Option(names = "--prompt-tokens", defaultValue = "64") int promptTokens;
+        @Option(names = "--new-tokens", defaultValue = "64") int newTokens;
+        @Option(names = "--repeats", defaultValue = "3") int repeats;
+        @Option(names = "--no-peer", description = "Skip transformers (reported as not run).") boolean noPeer;
+        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+
+        @Override
+        public Integer call() throws Exception {
+            Path path = ModelStore.defaultStore().resolve(model);
+            int threads = Runtime.getRuntime().availableProcessors();
+            BenchmarkReport report;
+            try (NDManager manager = NDManager.newBaseManager()) {
+                report = LlmBenchmark.run(new LlmBenchmark.Config(path, promptTokens, newTokens, repeats, threads, !noPeer),
+                        manager);
+            }
+            report.printTable(System.out);
+            if (json != null) report.writeJson(json);
+            return 0;
+        }
+    }
+}

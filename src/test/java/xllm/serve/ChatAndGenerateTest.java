@@ -1,0 +1,58 @@
+package xllm.serve;
+
+import org.junit.jupiter.api.Test;
+import xllm.RealWeights;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The user-facing commands end to end on the real SmolLM2-135M-Instruct, each in its own JVM as {@code ./xllm}
+ * runs them: {@code generate} prints only the completion, {@code chat} holds a 3-turn conversation where later
+ * questions only make sense with the earlier turns, and slash commands work.
+ */
+class ChatAndGenerateTest {
+
+    @Test
+    void generateAnswersWithParisAndPrintsOnlyTheCompletion() throws Exception {
+        RealWeights.require("smollm2-135m-instruct");
+        CliProcess result = CliProcess.run("", "generate", "--model", "smollm2-135m-instruct",
+                "--prompt", "What is the capital of France?", "--temperature", "0");
+        assertEquals(0, result.exitCode(), result.stderr());
+        assertEquals("The capital of France is Paris.", result.stdout().strip(), "stdout holds only the completion");
+        assertTrue(result.stderr().contains("generated tokens"), "timing goes to stderr: " + result.stderr());
+    }
+
+    @Test
+    void chatHoldsACoherentThreeTurnConversation() throws Exception {
+        RealWeights.require("smollm2-135m-instruct");
+        String script = String.join("\n", "What is the capital of France?", "What language do people speak there?",
+                "Name one famous museum in that city.", "/reset", "/exit", "");
+        CliProcess result = CliProcess.run(script, "chat", "--temperature", "0", "--max-tokens", "60");
+        assertEquals(0, result.exitCode(), result.stderr());
+        List<String> lines = result.stdout().strip().lines().toList();
+        assertEquals(4, lines.size(), result.stdout());
+        assertTrue(lines.get(0).contains("Paris"), lines.get(0));
+        assertTrue(lines.get(1).contains("French"), "turn 2 resolves 'there' from turn 1: " + lines.get(1));
+        assertTrue(lines.get(2).contains("Louvre"), "turn 3 resolves 'that city': " + lines.get(2));
+        assertEquals("(conversation cleared)", lines.get(3));
+    }
+
+    @Test
+    void unknownModelFailsWithThePullCommand() throws Exception {
+        CliProcess result = CliProcess.run("", "generate", "--model", "no-such-model", "--prompt", "hi");
+        assertNotEquals(0, result.exitCode());
+        assertTrue(result.stderr().contains("./xllm models pull no-such-model"), result.stderr());
+    }
+
+    @Test
+    void chatTurnReaderJoinsContinuationsAndBlocks() throws Exception {
+        var lines = new java.util.ArrayDeque<>(List.of("first \\", "second", "\"\"\"", "a", "b", "\"\"\"", "plain"));
+        ChatCommand.LineSource source = prompt -> lines.poll();
+        assertEquals("first \nsecond", ChatCommand.readTurn(source));
+        assertEquals("a\nb", ChatCommand.readTurn(source));
+        assertEquals("plain", ChatCommand.readTurn(source));
+        assertNull(ChatCommand.readTurn(source));
+    }
+}
