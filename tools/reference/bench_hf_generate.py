@@ -45,7 +45,12 @@ def prompt_ids(tokenizer, count: int) -> torch.Tensor:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+    # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a script started by a large
+    # process (the Java benchmark) would report its parent's peak.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # not Linux: KiB there too
 
 
 def current_rss_mib() -> float:

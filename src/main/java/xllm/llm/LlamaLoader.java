@@ -156,7 +156,8 @@ public final class LlamaLoader {
         Set<String> expected = new TreeSet<>();
         Set<String> present = source.names();
         NDManager manager = parent.newSubManager();
-        try (NDManager scratch = manager.newSubManager()) {
+        NDManager[] scratchHolder = {manager.newSubManager()};
+        try {
             Loader load = (name, shape) -> {
                 expected.add(name);
                 if (!present.contains(name)) {
@@ -173,10 +174,10 @@ public final class LlamaLoader {
                 } catch (RuntimeException e) {
                     throw new IOException(source.path() + ": cannot read tensor '" + name + "': " + e.getMessage(), e);
                 }
-                return scratch.create(values, new Shape(shape));
+                return scratchHolder[0].create(values, new Shape(shape));
             };
             float queryScale = (float) (1.0 / Math.sqrt(hd));
-            NDArray embedding = load.get(names.embedding(), new long[] {c.vocabSize(), d});
+            NDArray embedding = keep(load.get(names.embedding(), new long[] {c.vocabSize(), d}), manager);
             LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
             for (int l = 0; l < c.numLayers(); l++) {
                 NDArray attnNorm = load.get(names.layer(l, "attn_norm"), new long[] {d});
@@ -206,6 +207,8 @@ public final class LlamaLoader {
                 NDArray down = load.get(names.layer(l, "down"), new long[] {d, f});
                 layers[l] = new LlamaModel.Layer(keep(qkv, manager), qkvBias, keep(output, manager),
                         keep(LlamaModel.concatRows(gate, up).mul(ffnNorm), manager), keep(down, manager));
+                scratchHolder[0].close(); // this layer's unfused copies: keep peak memory near the model's own size
+                scratchHolder[0] = manager.newSubManager();
             }
             NDArray finalNorm = load.get(names.finalNorm(), new long[] {d});
             NDArray head = c.tieWordEmbeddings() ? embedding : load.get(names.lmHead(), new long[] {c.vocabSize(), d});
@@ -220,10 +223,12 @@ public final class LlamaLoader {
                             + c.modelType() + " decoder with this config)");
                 }
             }
-            return new LlamaModel(c, manager, keep(embedding, manager), layers, lmHead);
+            return new LlamaModel(c, manager, embedding, layers, lmHead);
         } catch (IOException | RuntimeException e) {
             manager.close();
             throw e;
+        } finally {
+            scratchHolder[0].close();
         }
     }
 
@@ -232,10 +237,10 @@ public final class LlamaLoader {
         NDArray get(String name, long[] shape) throws IOException;
     }
 
+    /** Moves a freshly computed (hence contiguous) array from the per-layer scratch into the model's manager. */
     private static NDArray keep(NDArray array, NDManager manager) {
-        NDArray contiguous = array.duplicate();
-        contiguous.attach(manager);
-        return contiguous;
+        array.attach(manager);
+        return array;
     }
 
     /** Undoes llama.cpp's {@code reshape(n, 2, r/n/2, c).swapaxes(1, 2)} row permutation of Wq / Wk. */
