@@ -67,7 +67,7 @@ public final class KvCache implements AutoCloseable {
         return new NDIndex[] {new NDIndex(":, :, {}:{}", start, end), new NDIndex(":, :, :{}", end)};
     }
 
-    /** Writes layer keys/values (B, KV, T, hd) into {@code slots[0]} and returns views of {@code slots[1]}. */
+    /** Writes one layer's keys and values (B, KV, T, hd) at [start, end); returns views of the history [0, end). */
     NDArray[] append(int layer, NDIndex[] slots, NDArray newKeys, NDArray newValues) {
         keys[layer].set(slots[0], newKeys);
         values[layer].set(slots[0], newValues);

@@ -205,14 +205,14 @@ public final class LlamaLoader {
                 NDArray gate = load.get(names.layer(l, "gate"), new long[] {f, d});
                 NDArray up = load.get(names.layer(l, "up"), new long[] {f, d});
                 NDArray down = load.get(names.layer(l, "down"), new long[] {d, f});
-                layers[l] = new LlamaModel.Layer(keep(qkv, manager), qkvBias, keep(output, manager),
-                        keep(LlamaModel.concatRows(gate, up).mul(ffnNorm), manager), keep(down, manager));
+                layers[l] = new LlamaModel.Layer(keep(transposed(qkv), manager), qkvBias, keep(transposed(output), manager),
+                        keep(transposed(LlamaModel.concatRows(gate, up).mul(ffnNorm)), manager), keep(transposed(down), manager));
                 scratchHolder[0].close(); // this layer's unfused copies: keep peak memory near the model's own size
                 scratchHolder[0] = manager.newSubManager();
             }
             NDArray finalNorm = load.get(names.finalNorm(), new long[] {d});
             NDArray head = c.tieWordEmbeddings() ? embedding : load.get(names.lmHead(), new long[] {c.vocabSize(), d});
-            NDArray lmHead = keep(head.mul(finalNorm), manager);
+            NDArray lmHead = keep(transposed(head.mul(finalNorm)), manager);
             for (String name : present) {
                 if (!expected.contains(name) && IGNORABLE_SUFFIXES.stream().noneMatch(name::endsWith)) {
                     if (c.tieWordEmbeddings() && name.equals(names.lmHead())) {
@@ -235,6 +235,12 @@ public final class LlamaLoader {
     @FunctionalInterface
     private interface Loader {
         NDArray get(String name, long[] shape) throws IOException;
+    }
+
+    /** (out, in) → contiguous (in, out); flattening forces the copy that a clone of a transposed view would skip. */
+    private static NDArray transposed(NDArray weight) {
+        long rows = weight.getShape().get(0), cols = weight.getShape().get(1);
+        return weight.transpose().reshape(-1).reshape(cols, rows);
     }
 
     /** Moves a freshly computed (hence contiguous) array from the per-layer scratch into the model's manager. */

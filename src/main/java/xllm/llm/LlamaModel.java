@@ -8,7 +8,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Embedding;
-import ai.djl.nn.core.Linear;
 import xllm.tensor.TransformerOps;
 
 /**
@@ -27,19 +26,22 @@ import xllm.tensor.TransformerOps;
  */
 public final class LlamaModel implements AutoCloseable {
 
-    /** One decoder block, weights in PyTorch (out, in) layout for {@code linear}. */
+    /**
+     * One decoder block. Weights are stored transposed, (in, out), for {@code x @ W}: on this CPU libtorch's matmul
+     * of a row vector with a (in, out) matrix runs up to 1.7× faster than {@code linear} with the (out, in) layout.
+     */
     record Layer(
-            NDArray qkv,        // ((H + 2·KV)·hd, D): [Wq·g/√hd ; Wk·g ; Wv·g], g = input RMSNorm gain
+            NDArray qkv,        // (D, (H + 2·KV)·hd): [Wq·g/√hd ; Wk·g ; Wv·g]ᵀ, g = input RMSNorm gain
             NDArray qkvBias,    // ((H + 2·KV)·hd) or null
-            NDArray output,     // (D, H·hd)
-            NDArray gateUp,     // (2F, D): [Wgate·g' ; Wup·g'], g' = post-attention RMSNorm gain
-            NDArray down) {}    // (D, F)
+            NDArray output,     // (H·hd, D)
+            NDArray gateUp,     // (D, 2F): [Wgate·g' ; Wup·g']ᵀ, g' = post-attention RMSNorm gain
+            NDArray down) {}    // (F, D)
 
     private final LlamaConfig config;
     private final NDManager manager;
     private final NDArray tokenEmbedding; // (V, D)
     private final Layer[] layers;
-    private final NDArray lmHead;         // (V, D), final RMSNorm gain folded in
+    private final NDArray lmHead;         // (D, V): embedding (or untied head) ᵀ, final RMSNorm gain folded in
     private final NDArray ropeCos;        // (maxPositions, hd)
     private final NDArray ropeSin;        // (maxPositions, hd)
     private final NDArray rotateHalf;     // (hd, hd)
@@ -234,8 +236,10 @@ public final class LlamaModel implements AutoCloseable {
         return attach(Embedding.embedding(index, table, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow(), scope);
     }
 
+    /** {@code x @ W (+ b)} with W stored (in, out). */
     private static NDArray linear(NDArray x, NDArray weight, NDArray bias) {
-        return bias == null ? Linear.linear(x, weight).singletonOrThrow() : Linear.linear(x, weight, bias).singletonOrThrow();
+        NDArray y = x.matMul(weight);
+        return bias == null ? y : y.add(bias);
     }
 
     private static NDArray attach(NDArray array, NDManager scope) {

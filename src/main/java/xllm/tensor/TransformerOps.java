@@ -119,25 +119,30 @@ public final class TransformerOps {
     }
 
     /**
-     * Grouped-query attention. q (B, T, H, hd) already scaled by 1/sqrt(hd); keys and values (B, KV, S, hd);
-     * mask (B, 1, 1, T, S) or null when every query sees every key. Query heads h = kv·G + g share key/value head kv, done as one batched matmul per
-     * kv head group instead of repeating keys G times. Returns (B, T, H·hd).
+     * Grouped-query attention. q (B, T, H, hd) already scaled by 1/sqrt(hd); keys and values (B, KV, S, hd); mask (B, 1, 1, T, S) or null when every query
+     * sees every key. Query heads h = kv·G + g share key/value head kv, done as one batched matmul per kv head
+     * instead of repeating keys G times. Returns (B, T, H·hd).
      */
     public static NDArray groupedQueryAttention(NDArray q, NDArray keys, NDArray values, NDArray mask) {
         Shape qs = q.getShape();
         long batch = qs.get(0), queries = qs.get(1), heads = qs.get(2), headDim = qs.get(3);
         long kvHeads = keys.getShape().get(1), history = keys.getShape().get(2);
+        NDArray keysTransposed = keys.transpose(0, 1, 3, 2); // a view: BLAS reads it transposed
         long groups = heads / kvHeads;
+        if (queries == 1 && mask == null) {
+            // decode step: (B, 1, H, hd) is already (B, KV, G, hd) in memory, and the result reshapes straight back
+            NDArray probabilities = q.reshape(batch, kvHeads, groups, headDim).matMul(keysTransposed).softmax(-1);
+            return probabilities.matMul(values).reshape(batch, 1, heads * headDim);                  // (B, 1, H·hd)
+        }
         NDArray grouped = q.transpose(0, 2, 1, 3).reshape(batch, kvHeads, groups * queries, headDim); // (B, KV, G·T, hd)
-        NDArray scores = grouped.matMul(keys.transpose(0, 1, 3, 2));                                 // (B, KV, G·T, S)
+        NDArray scores = grouped.matMul(keysTransposed);                                            // (B, KV, G·T, S)
         if (mask != null) {
             scores = scores.reshape(batch, kvHeads, groups, queries, history).add(mask)               // (B, KV, G, T, S)
                     .reshape(batch, kvHeads, groups * queries, history);
         }
-        NDArray probabilities = scores.softmax(-1);
-        return probabilities.matMul(values)                                                           // (B, KV, G·T, hd)
+        return scores.softmax(-1).matMul(values)                                                    // (B, KV, G·T, hd)
                 .reshape(batch, heads, queries, headDim)
-                .transpose(0, 2, 1, 3)                                                                // (B, T, H, hd)
+                .transpose(0, 2, 1, 3)                                                              // (B, T, H, hd)
                 .reshape(batch, queries, heads * headDim);
     }
 }
