@@ -82,6 +82,28 @@ public record PromptBatch(NDArray embeddings, long[][] positions, boolean[][] va
         return new PromptBatch(embeddings, positions, valid, toArray(predictFrom), toArray(targets));
     }
 
+    /** Row {@code b} alone, without its padding (a batch of one). */
+    public PromptBatch row(int b, NDManager scope) {
+        int length = (int) embeddings.getShape().get(1);
+        int first = 0, last = length;
+        while (first < length && !valid[b][first]) first++;
+        while (last > first && !valid[b][last - 1]) last--;
+        int count = last - first;
+        long[][] rowPositions = {java.util.Arrays.copyOfRange(positions[b], first, last)};
+        boolean[][] rowValid = {java.util.Arrays.copyOfRange(valid[b], first, last)};
+        List<Long> from = new ArrayList<>(), to = new ArrayList<>();
+        for (int i = 0; i < predictFrom.length; i++) {
+            long flat = predictFrom[i];
+            if (flat / length == b) {
+                from.add(flat % length - first);
+                to.add(targets[i]);
+            }
+        }
+        NDArray rowEmbeddings = embeddings.get(new ai.djl.ndarray.index.NDIndex("{}:{}, {}:{}", b, b + 1, first, last));
+        rowEmbeddings.attach(scope);
+        return new PromptBatch(rowEmbeddings, rowPositions, rowValid, toArray(from), toArray(to));
+    }
+
     private static long[] toArray(List<Long> values) {
         long[] out = new long[values.size()];
         for (int i = 0; i < out.length; i++) out[i] = values.get(i);

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code ./xllm}: one picocli command per subcommand. */
 @Command(name = "xllm", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Images, video and speech as foreign languages for a frozen decoder LLM.",
-        subcommands = {ChatCommand.class, GenerateCommand.class, ModelsCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ChatCommand.class, GenerateCommand.class, ModelsCommand.class, TrainCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
@@ -15,6 +15,8 @@ public final class Main implements Runnable {
 
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
+        CommandLine train = cl.getSubcommands().get("train");
+        train.getCommandSpec().usageMessage().footer(TrainCommand.footer());
         // Bad input (missing model, corrupt file, invalid option value) is reported as one line, not a stack trace.
         cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             if (e instanceof java.io.IOException || e instanceof IllegalArgumentException || e instanceof IllegalStateException) {

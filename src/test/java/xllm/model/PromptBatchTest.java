@@ -78,6 +78,42 @@ class PromptBatchTest {
     }
 
     @Test
+    void gradientThroughAPaddedBatchEqualsEachRowAlone() {
+        try (NDManager scope = manager.newSubManager()) {
+            int hidden = tiny.model().config().hiddenSize();
+            NDArray image = scope.randomNormal(new Shape(2, 3, hidden)).mul(30); // large, as a trained adapter's output
+            long[][] answers = {{8}, {9, 10, 11}};
+            float[][] alone = new float[2][];
+            for (int b = 0; b < 2; b++) {
+                NDArray row = image.get(b).duplicate();
+                alone[b] = gradient(List.of(List.of(Segment.Text.prompt(new long[] {5}), new Segment.Embeddings(row),
+                        Segment.Text.answer(answers[b]))), List.of(row), scope)[0];
+            }
+            NDArray first = image.get(0).duplicate(), second = image.get(1).duplicate();
+            float[][] batched = gradient(List.of(
+                    List.of(Segment.Text.prompt(new long[] {5}), new Segment.Embeddings(first), Segment.Text.answer(answers[0])),
+                    List.of(Segment.Text.prompt(new long[] {5}), new Segment.Embeddings(second), Segment.Text.answer(answers[1]))),
+                    List.of(first, second), scope);
+            for (int b = 0; b < 2; b++) {
+                for (float g : batched[b]) assertTrue(Float.isFinite(g), "row " + b + " gradient is not finite");
+            }
+            // the batch loss is the mean over all 4 answer tokens, each row alone over its own: rescale to compare
+            for (int i = 0; i < alone[0].length; i++) assertEquals(alone[0][i] * 1 / 4f, batched[0][i], 1e-5f);
+            for (int i = 0; i < alone[1].length; i++) assertEquals(alone[1][i] * 3 / 4f, batched[1][i], 1e-5f);
+        }
+    }
+
+    private static float[][] gradient(List<List<Segment>> rows, List<NDArray> injected, NDManager scope) {
+        for (NDArray a : injected) a.setRequiresGradient(true);
+        try (ai.djl.training.GradientCollector collector = ai.djl.engine.Engine.getInstance().newGradientCollector()) {
+            collector.backward(PromptBatch.build(tiny.model(), rows, PromptBatch.Padding.RIGHT, scope).answerLoss(tiny.model()));
+        }
+        float[][] out = new float[injected.size()][];
+        for (int i = 0; i < out.length; i++) out[i] = injected.get(i).getGradient().toFloatArray();
+        return out;
+    }
+
+    @Test
     void misfitModalityWidthIsRejected() {
         try (NDManager scope = manager.newSubManager()) {
             NDArray wrong = scope.zeros(new Shape(2, 7));

@@ -1,0 +1,139 @@
+package xllm.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import xllm.data.ConversationSample;
+import xllm.llm.LanguageModel;
+import xllm.train.TrainableParameter;
+import xllm.train.TrainingTask;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Stage-2 style image instruction training: each sample's image goes through the image interface, its embeddings
+ * are spliced into the paper's prompt template {@code <Image>{image}</Image>Question: {q}\n Answer:} and the frozen
+ * LLM is trained (through the interface only) to produce {@code " {answer}"} followed by its end-of-sequence token.
+ */
+public final class ImageInstructionTask implements TrainingTask<ConversationSample, ImageInstructionTask.Batch> {
+
+    /** A prepared micro-batch: patch values per sample and the token ids around the image. */
+    public record Batch(float[][] patches, List<long[]> before, List<long[]> after, List<long[]> answers) {}
+
+    private final LanguageModel llm;
+    private final PatchImageInterface imageInterface;
+    private final List<ConversationSample> train;
+    private final List<ConversationSample> eval;
+    private final long[] imageOpen;
+    private final long[] imageClose;
+
+    public ImageInstructionTask(LanguageModel llm, PatchImageInterface imageInterface, List<ConversationSample> train,
+                                List<ConversationSample> eval) {
+        this.llm = llm;
+        this.imageInterface = imageInterface;
+        this.train = train;
+        this.eval = eval;
+        this.imageOpen = llm.tokenizer().encode("<Image>");
+        this.imageClose = llm.tokenizer().encode("</Image>");
+        for (ConversationSample s : train) {
+            if (s.image() == null) throw new IllegalArgumentException("sample '" + s.id() + "' has no image");
+        }
+    }
+
+    @Override
+    public List<TrainableParameter> parameters() {
+        return imageInterface.parameters();
+    }
+
+    @Override
+    public List<ConversationSample> trainSamples() {
+        return train;
+    }
+
+    @Override
+    public List<ConversationSample> evalSamples() {
+        return eval;
+    }
+
+    /** Text after the image: the paper's question template. */
+    public static String questionText(String question) {
+        return "Question: " + question + "\n Answer:";
+    }
+
+    @Override
+    public Batch prepare(List<ConversationSample> samples, boolean training, long seed) throws IOException {
+        float[][] patches = new float[samples.size()][];
+        List<long[]> before = new ArrayList<>(), after = new ArrayList<>(), answers = new ArrayList<>();
+        long eos = llm.model().config().eosTokenIds().isEmpty() ? -1 : llm.model().config().eosTokenIds().get(0);
+        for (int i = 0; i < samples.size(); i++) {
+            ConversationSample s = samples.get(i);
+            patches[i] = PatchImageInterface.patches(s.image());
+            before.add(imageOpen);
+            long[] close = imageClose;
+            long[] question = llm.tokenizer().encode(questionText(s.question()));
+            long[] tail = new long[close.length + question.length];
+            System.arraycopy(close, 0, tail, 0, close.length);
+            System.arraycopy(question, 0, tail, close.length, question.length);
+            after.add(tail);
+            long[] answer = llm.tokenizer().encode(" " + s.answer());
+            if (eos >= 0) {
+                answer = java.util.Arrays.copyOf(answer, answer.length + 1);
+                answer[answer.length - 1] = eos;
+            }
+            answers.add(answer);
+        }
+        return new Batch(patches, before, after, answers);
+    }
+
+    @Override
+    public NDArray loss(Batch batch, NDManager scope) {
+        return prompt(batch, scope, true).answerLoss(llm.model());
+    }
+
+    /** The spliced prompt rows; with {@code withAnswers} false, left-padded for generation. */
+    public PromptBatch prompt(Batch batch, NDManager scope, boolean withAnswers) {
+        int size = batch.patches().length;
+        float[] flat = new float[size * PatchImageInterface.TOKENS * PatchImageInterface.PATCH_VALUES];
+        for (int i = 0; i < size; i++) System.arraycopy(batch.patches()[i], 0, flat, i * batch.patches()[i].length, batch.patches()[i].length);
+        NDArray images = imageInterface.embed(scope.create(flat, new Shape(size, (long) flat.length / size))); // (B, 4, D)
+        List<List<Segment>> rows = new ArrayList<>();
+        for (int i = 0; i < size; i++) {
+            List<Segment> row = new ArrayList<>(List.of(Segment.Text.prompt(batch.before().get(i)),
+                    new Segment.Embeddings(images.get(i)), Segment.Text.prompt(batch.after().get(i))));
+            if (withAnswers) row.add(Segment.Text.answer(batch.answers().get(i)));
+            rows.add(row);
+        }
+        return PromptBatch.build(llm.model(), rows, withAnswers ? PromptBatch.Padding.RIGHT : PromptBatch.Padding.LEFT, scope);
+    }
+
+    /** Frozen tensors the task uses (tests check they never change). */
+    public List<NDArray> frozenTensorsForTest() {
+        List<NDArray> frozen = new ArrayList<>(imageInterface.frozenTensors());
+        frozen.add(llm.model().tokenEmbedding());
+        return frozen;
+    }
+
+    public LanguageModel llm() {
+        return llm;
+    }
+
+    /** The task owns the LLM it was given. */
+    @Override
+    public void close() {
+        llm.close();
+    }
+
+    @Override
+    public JsonNode describe() {
+        ObjectNode node = new ObjectMapper().createObjectNode();
+        node.put("llm", llm.source().toString());
+        node.put("imageInterface", "patch-8x8 (frozen random projection 48->32, tanh) + linear adapter");
+        node.put("promptTemplate", "<Image>{image}</Image>Question: {instruction}\\n Answer:");
+        return node;
+    }
+}

@@ -1,0 +1,88 @@
+package xllm.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import xllm.train.TrainableParameter;
+import xllm.x2l.LinearAdapter;
+
+import javax.imageio.ImageIO;
+import java.awt.Graphics2D;
+import java.awt.RenderingHints;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The tiny image interface of the test recipes ({@code model.size: tiny}, {@code visionEncoder: random}): the image
+ * is scaled to 8×8, cut into a 2×2 grid of 4×4 RGB patches, each patch goes through a frozen random projection
+ * (seeded, 48 → 32, tanh) standing in for a pretrained encoder, and the trainable I-Adapter maps the 4 patch tokens
+ * to the LLM width. Parameter names: {@code imageInterface.adapter.{weight,bias}}. It exists so the training engine
+ * is exercised end to end on 2 cores in seconds; the full interface (vision encoder + Q-Former) replaces it.
+ */
+public final class PatchImageInterface {
+
+    public static final int SIDE = 8;
+    public static final int PATCH = 4;
+    public static final int TOKENS = (SIDE / PATCH) * (SIDE / PATCH);
+    public static final int PATCH_VALUES = PATCH * PATCH * 3;
+    public static final int FEATURES = 32;
+
+    private final NDArray projection; // (48, 32), frozen
+    private final LinearAdapter adapter;
+
+    public PatchImageInterface(int llmWidth, long seed, NDManager manager) {
+        manager.getEngine().setRandomSeed((int) seed);
+        this.projection = manager.randomNormal(0, (float) (1 / Math.sqrt(PATCH_VALUES)), new Shape(PATCH_VALUES, FEATURES),
+                DataType.FLOAT32);
+        this.adapter = LinearAdapter.initialise("imageInterface.adapter", FEATURES, llmWidth, manager, DataType.FLOAT32);
+    }
+
+    public List<NDArray> frozenTensors() {
+        return List.of(projection);
+    }
+
+    public List<TrainableParameter> parameters() {
+        return adapter.parameters();
+    }
+
+    /** Patch values (TOKENS × 48, row-major) of an image file in [0, 1]. */
+    public static float[] patches(Path file) throws IOException {
+        BufferedImage image;
+        try {
+            image = ImageIO.read(file.toFile());
+        } catch (IOException e) {
+            throw new IOException(file + ": cannot decode image: " + e.getMessage(), e);
+        }
+        if (image == null) throw new IOException(file + ": not an image format this JVM can read");
+        BufferedImage small = new BufferedImage(SIDE, SIDE, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = small.createGraphics();
+        g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR);
+        g.drawImage(image, 0, 0, SIDE, SIDE, null);
+        g.dispose();
+        float[] out = new float[TOKENS * PATCH_VALUES];
+        int i = 0;
+        for (int py = 0; py < SIDE; py += PATCH) {
+            for (int px = 0; px < SIDE; px += PATCH) {
+                for (int y = py; y < py + PATCH; y++) {
+                    for (int x = px; x < px + PATCH; x++) {
+                        int rgb = small.getRGB(x, y);
+                        out[i++] = ((rgb >> 16) & 0xff) / 255f;
+                        out[i++] = ((rgb >> 8) & 0xff) / 255f;
+                        out[i++] = (rgb & 0xff) / 255f;
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** (B, TOKENS·48) patch values → (B, TOKENS, D) LLM embeddings. */
+    public NDArray embed(NDArray patchValues) {
+        long batch = patchValues.getShape().get(0);
+        NDArray features = patchValues.reshape(batch, TOKENS, PATCH_VALUES).matMul(projection).tanh(); // (B, 4, 32)
+        return adapter.forward(features);
+    }
+}
