@@ -18,9 +18,17 @@ public final class TransformerOps {
 
     private TransformerOps() {}
 
-    /** {@code x / sqrt(mean(x², -1) + eps)}; the RMSNorm gain is folded into the next linear layer by the caller. */
+    /**
+     * {@code x / sqrt(mean(x², -1) + eps)}; the RMSNorm gain is folded into the next linear layer by the caller.
+     *
+     * <p>No {@code pow(Number)} / {@code div(Number)} / {@code mul(Number)} here or anywhere on a path that is
+     * differentiated: DJL turns the number into a tensor over a Java direct buffer, runs the op and frees that tensor
+     * at once, but autograd keeps it for the backward pass (pow and div need their second operand), which then reads
+     * freed memory — NaN or garbage gradients after the next GC. {@code add(Number)} is safe: its backward needs
+     * no operand.
+     */
     public static NDArray rmsNormalize(NDArray x, float eps) {
-        return x.mul(x.square().mean(new int[] {-1}, true).add(eps).pow(-0.5f));
+        return x.div(x.square().mean(new int[] {-1}, true).add(eps).sqrt());
     }
 
     /** RMSNorm with its gain, as the reference defines it: {@code weight * x / sqrt(mean(x²) + eps)}. */

@@ -129,7 +129,8 @@ public final class StageRunner {
                         @SuppressWarnings("unchecked") P batch = (P) item;
                         try (NDManager scope = NDManager.newBaseManager();
                              GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-                            NDArray microLoss = task.loss(batch, scope).div(accumulation);
+                            // a divisor tensor owned by the scope: div(Number) would free it before backward reads it
+                            NDArray microLoss = task.loss(batch, scope).div(scope.create((float) accumulation));
                             collector.backward(microLoss);
                             loss += microLoss.getFloat();
                         }
