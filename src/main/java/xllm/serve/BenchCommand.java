@@ -6,6 +6,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import xllm.eval.BenchmarkReport;
 import xllm.eval.LlmBenchmark;
+import xllm.eval.TrainBenchmark;
 import xllm.hub.ModelStore;
 
 import java.nio.file.Path;
@@ -15,7 +16,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print a table and, with --json, write DESIGN.md §8's JSON. Peers run in the same "
                 + "invocation (needs the reference venv: tools/reference/setup.sh).",
-        subcommands = {BenchCommand.Llm.class})
+        subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class})
 public final class BenchCommand implements Runnable {
 
     @Override
@@ -45,6 +46,34 @@ public final class BenchCommand implements Runnable {
             try (NDManager manager = NDManager.newBaseManager()) {
                 report = LlmBenchmark.run(new LlmBenchmark.Config(path, promptTokens, newTokens, repeats, threads, !noPeer),
                         manager);
+            }
+            report.printTable(System.out);
+            if (json != null) report.writeJson(json);
+            return 0;
+        }
+    }
+
+    @Command(name = "train", mixinStandardHelpOptions = true,
+            description = {"Time of one optimiser step of a linear adapter (32 -> 576) trained through the frozen "
+                    + "SmolLM2 (B x 48 tokens, loss on 8 answer tokens per row), beside PyTorch eager "
+                    + "(tools/reference/bench_train_step.py): forward, backward, optimiser and total medians."})
+    static final class Train implements Callable<Integer> {
+        @Option(names = {"-m", "--model"}, defaultValue = ModelOption.DEFAULT_MODEL,
+                description = "GGUF model name or path (default ${DEFAULT-VALUE}).")
+        String model;
+        @Option(names = "--batch", defaultValue = "4") int batch;
+        @Option(names = "--warmup", defaultValue = "3") int warmup;
+        @Option(names = "--steps", defaultValue = "10") int steps;
+        @Option(names = "--no-peer", description = "Skip PyTorch (reported as not run).") boolean noPeer;
+        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+
+        @Override
+        public Integer call() throws Exception {
+            Path path = ModelStore.defaultStore().resolve(model);
+            int threads = Runtime.getRuntime().availableProcessors();
+            BenchmarkReport report;
+            try (NDManager manager = NDManager.newBaseManager()) {
+                report = TrainBenchmark.run(new TrainBenchmark.Config(path, batch, warmup, steps, threads, !noPeer), manager);
             }
             report.printTable(System.out);
             if (json != null) report.writeJson(json);

@@ -156,6 +156,7 @@ public final class StageRunner {
                     record.put("lr", learningRate);
                     record.put("grad_norm", gradientNorm);
                     record.put("samples_per_s", batchSize * accumulation / seconds);
+                    record.put("rss_mib", residentMib());
                     if (config.evalEvery() > 0 && step % config.evalEvery() == 0 || step == totalSteps) {
                         Double evalLoss = evaluate(task);
                         if (evalLoss != null) record.put("eval_loss", evalLoss);
@@ -175,6 +176,18 @@ public final class StageRunner {
                     lastCheckpoint, runDir.resolve("loss.png"));
             return new Result(step, lastLoss, lastCheckpoint, count);
         }
+    }
+
+    /** Resident set of this process (VmRSS) in MiB, so memory growth shows in the metrics; NaN off Linux. */
+    static double residentMib() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("\\D", "")) / 1024.0;
+            }
+        } catch (IOException | NumberFormatException e) {
+            return Double.NaN;
+        }
+        return Double.NaN;
     }
 
     /** Micro-batch {@code index} of the run covers positions [index·B, index·B + B) of the epoch's seeded order. */
