@@ -22,19 +22,30 @@ import java.util.List;
  */
 public final class ImageInstructionTask implements TrainingTask<ConversationSample, ImageInstructionTask.Batch> {
 
-    /** A prepared micro-batch: patch values per sample and the token ids around the image. */
-    public record Batch(float[][] patches, List<long[]> before, List<long[]> after, List<long[]> answers) {}
+    /**
+     * A prepared micro-batch: per sample either the image's patch values (encoder runs in the step) or its cached
+     * encoder features ({@code cached} true), and the token ids around the image.
+     */
+    public record Batch(float[][] inputs, boolean cached, List<long[]> before, List<long[]> after, List<long[]> answers) {}
 
     private final LanguageModel llm;
     private final PatchImageInterface imageInterface;
     private final List<ConversationSample> train;
     private final List<ConversationSample> eval;
+    private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
     private final long[] imageOpen;
     private final long[] imageClose;
 
     public ImageInstructionTask(LanguageModel llm, PatchImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval) {
+        this(llm, imageInterface, train, eval, null);
+    }
+
+    /** With a feature cache: the frozen encoder's outputs are computed once per sample and then read from it. */
+    public ImageInstructionTask(LanguageModel llm, PatchImageInterface imageInterface, List<ConversationSample> train,
+                                List<ConversationSample> eval, xllm.train.FeatureCache cache) {
         this.llm = llm;
+        this.cache = cache;
         this.imageInterface = imageInterface;
         this.train = train;
         this.eval = eval;
@@ -43,6 +54,28 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         for (ConversationSample s : train) {
             if (s.image() == null) throw new IllegalArgumentException("sample '" + s.id() + "' has no image");
         }
+    }
+
+    /** Runs the frozen encoder over every sample missing from the cache; returns how many were computed. */
+    public int fillCache(NDManager manager) throws IOException {
+        List<ConversationSample> all = new ArrayList<>(train);
+        all.addAll(eval);
+        java.util.Map<String, ConversationSample> byId = new java.util.LinkedHashMap<>();
+        for (ConversationSample s : all) byId.put(cacheKey(s), s);
+        long[] shape = {PatchImageInterface.TOKENS, PatchImageInterface.FEATURES};
+        return cache.fill(new ArrayList<>(byId.keySet()), key -> {
+            try (NDManager scope = manager.newSubManager()) {
+                float[] patches = PatchImageInterface.patches(byId.get(key).image());
+                return imageInterface.encode(scope.create(patches, new Shape(1, patches.length))).toFloatArray();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }, shape);
+    }
+
+    /** Cache key: the sample id plus the image path (ids are unique per manifest, images may be shared). */
+    private static String cacheKey(ConversationSample s) {
+        return s.image().toAbsolutePath().normalize().toString();
     }
 
     @Override
@@ -67,12 +100,18 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
 
     @Override
     public Batch prepare(List<ConversationSample> samples, boolean training, long seed) throws IOException {
-        float[][] patches = new float[samples.size()][];
+        float[][] inputs = new float[samples.size()][];
         List<long[]> before = new ArrayList<>(), after = new ArrayList<>(), answers = new ArrayList<>();
         long eos = llm.model().config().eosTokenIds().isEmpty() ? -1 : llm.model().config().eosTokenIds().get(0);
         for (int i = 0; i < samples.size(); i++) {
             ConversationSample s = samples.get(i);
-            patches[i] = PatchImageInterface.patches(s.image());
+            if (cache != null) {
+                long[] shape = {PatchImageInterface.TOKENS, PatchImageInterface.FEATURES};
+                inputs[i] = cache.get(cacheKey(s), shape).orElseThrow(() -> new IOException(
+                        "feature cache " + cache.directory() + " has no entry for " + s.image() + " (fillCache first)"));
+            } else {
+                inputs[i] = PatchImageInterface.patches(s.image());
+            }
             before.add(imageOpen);
             long[] close = imageClose;
             long[] question = llm.tokenizer().encode(questionText(s.question()));
@@ -87,7 +126,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
             }
             answers.add(answer);
         }
-        return new Batch(patches, before, after, answers);
+        return new Batch(inputs, cache != null, before, after, answers);
     }
 
     @Override
@@ -97,10 +136,14 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
 
     /** The spliced prompt rows; with {@code withAnswers} false, left-padded for generation. */
     public PromptBatch prompt(Batch batch, NDManager scope, boolean withAnswers) {
-        int size = batch.patches().length;
-        float[] flat = new float[size * PatchImageInterface.TOKENS * PatchImageInterface.PATCH_VALUES];
-        for (int i = 0; i < size; i++) System.arraycopy(batch.patches()[i], 0, flat, i * batch.patches()[i].length, batch.patches()[i].length);
-        NDArray images = imageInterface.embed(scope.create(flat, new Shape(size, (long) flat.length / size))); // (B, 4, D)
+        int size = batch.inputs().length;
+        int width = batch.inputs()[0].length;
+        float[] flat = new float[size * width];
+        for (int i = 0; i < size; i++) System.arraycopy(batch.inputs()[i], 0, flat, i * width, width);
+        NDArray features = batch.cached()
+                ? scope.create(flat, new Shape(size, PatchImageInterface.TOKENS, PatchImageInterface.FEATURES))
+                : imageInterface.encode(scope.create(flat, new Shape(size, width)));          // (B, 4, 32)
+        NDArray images = imageInterface.adapt(features);                                      // (B, 4, D)
         List<List<Segment>> rows = new ArrayList<>();
         for (int i = 0; i < size; i++) {
             List<Segment> row = new ArrayList<>(List.of(Segment.Text.prompt(batch.before().get(i)),
@@ -122,10 +165,17 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return llm;
     }
 
-    /** The task owns the LLM it was given. */
+    /** The task owns the LLM and the cache it was given. */
     @Override
     public void close() {
         llm.close();
+        if (cache != null) {
+            try {
+                cache.close();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
     }
 
     @Override

@@ -79,10 +79,20 @@ public final class PatchImageInterface {
         return out;
     }
 
-    /** (B, TOKENS·48) patch values → (B, TOKENS, D) LLM embeddings. */
-    public NDArray embed(NDArray patchValues) {
+    /** The frozen encoder: (B, TOKENS·48) patch values → (B, TOKENS, 32) features (what the feature cache stores). */
+    public NDArray encode(NDArray patchValues) {
         long batch = patchValues.getShape().get(0);
-        NDArray features = patchValues.reshape(batch, TOKENS, PATCH_VALUES).matMul(projection).tanh(); // (B, 4, 32)
+        return patchValues.reshape(batch, TOKENS, PATCH_VALUES).matMul(projection).tanh();
+    }
+
+    /** The trainable adapter: (B, TOKENS, 32) features → (B, TOKENS, D) LLM embeddings. */
+    public NDArray adapt(NDArray features) {
         return adapter.forward(features);
+    }
+
+    /** Identity of the frozen encoder for the feature cache: its description and projection weights. */
+    public String fingerprint() {
+        return xllm.train.FeatureCache.fingerprint("patch-8x8 " + PATCH + "px tanh(x @ P) " + PATCH_VALUES + "->" + FEATURES,
+                List.of(xllm.tensor.SafetensorsWriter.fromNDArray("projection", projection)));
     }
 }

@@ -34,6 +34,13 @@ public final class StageAssembly {
         List<ConversationSample> train = ConversationSample.readManifest(config.data().train());
         List<ConversationSample> eval = config.data().eval() == null ? List.of()
                 : ConversationSample.readManifest(config.data().eval());
-        return new ImageInstructionTask(llm, image, train, eval);
+        if (!config.featureCache()) return new ImageInstructionTask(llm, image, train, eval);
+        // Frozen encoder outputs, keyed by the encoder's fingerprint: a changed encoder reads (and fills) a new cache.
+        xllm.train.FeatureCache cache = xllm.train.FeatureCache.open(config.output().resolve("feature-cache"),
+                "patch-image", image.fingerprint());
+        ImageInstructionTask task = new ImageInstructionTask(llm, image, train, eval, cache);
+        int computed = task.fillCache(manager);
+        System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);
+        return task;
     }
 }

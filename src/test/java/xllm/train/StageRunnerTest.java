@@ -117,6 +117,37 @@ class StageRunnerTest {
     }
 
     @Test
+    void trainingFromTheFeatureCacheEqualsRunningTheEncoder(@TempDir Path root) throws Exception {
+        Path plain = root.resolve("plain"), cached = root.resolve("cached");
+        train(recipe(plain, "steps=15"), false);
+        train(recipe(cached, "steps=15", "featureCache=true"), false);
+        List<Map<String, Object>> a = MetricsLog.read(MetricsLog.in(plain));
+        List<Map<String, Object>> b = MetricsLog.read(MetricsLog.in(cached));
+        for (int i = 0; i < 15; i++) {
+            assertEquals(((Number) a.get(i).get("loss")).doubleValue(), ((Number) b.get(i).get("loss")).doubleValue(), 1e-5,
+                    "loss at step " + (i + 1));
+        }
+        Path cacheRoot = cached.resolve("feature-cache");
+        try (var dirs = Files.list(cacheRoot)) {
+            assertEquals(1, dirs.count(), "one encoder, one cache directory");
+        }
+        // same encoder: nothing recomputed; a different frozen encoder (other seed) gets its own, new cache
+        StageConfig again = recipe(cached, "steps=15", "featureCache=true");
+        StageConfig otherEncoder = recipe(cached, "steps=15", "featureCache=true", "seed=7");
+        try (NDManager manager = NDManager.newBaseManager()) {
+            try (TrainingTask<?, ?> task = StageAssembly.assemble(again, manager)) {
+                assertEquals(0, ((ImageInstructionTask) task).fillCache(manager));
+            }
+            try (TrainingTask<?, ?> task = StageAssembly.assemble(otherEncoder, manager)) {
+                assertEquals(0, ((ImageInstructionTask) task).fillCache(manager), "filled while assembling");
+            }
+        }
+        try (var dirs = Files.list(cacheRoot)) {
+            assertEquals(2, dirs.count(), "the changed encoder never reads the old features");
+        }
+    }
+
+    @Test
     void nonFiniteLossStopsTheRunNamingTheLastGoodCheckpoint(@TempDir Path run) {
         StageConfig config = recipe(run, "steps=30", "checkpointEvery=2", "optimizer.maxGradNorm=0",
                 "schedule={type: warmup-cosine, initLr: 1.0e+30, warmupSteps: 0}");
