@@ -56,6 +56,11 @@ public final class StageRunner {
     }
 
     public <S, P> Result run(TrainingTask<S, P> task, boolean resume) throws IOException, InterruptedException {
+        if (config.precision() == StageConfig.Precision.BF16) {
+            // DJL 0.36's CPU engine aborts the JVM when it creates a BF16 array; CPU training runs in fp32.
+            throw new IllegalArgumentException(config.recipe() + ": precision: bf16 is not supported by the CPU engine "
+                    + "(DJL 0.36 aborts creating BF16 arrays); use fp32");
+        }
         // step 1: freeze everything, unfreeze what the globs select
         Map<String, TrainableParameter> byName = new LinkedHashMap<>();
         for (TrainableParameter p : task.parameters()) byName.put(p.name(), p);
