@@ -16,8 +16,12 @@ package xllm.speech;
  * aside) feed it {@code waveform * 32768}, so {@link #compute} multiplies by 32768 before anything else. The
  * scale only adds log(32768²) ≈ 20.79 to every (non-floored) log energy, but the floor makes it matter.
  *
- * <p>Parity with torchaudio on committed fixtures is tested in FbankTest. Window, twiddles and mel weights are
- * computed once; the FFT is a 256-point complex radix-2 FFT of the packed real frame plus a split step.
+ * <p>Parity (FbankTest, fixtures of tools/reference/make_fbank_fixtures.py, torchaudio 2.11): identical to
+ * torchaudio run on a float64 waveform (max abs error 0 on the 16 kHz files, whose log energies are rounded to
+ * float32 either way); torchaudio's usual float32 run itself drifts from that by up to 1.7e-3. Computation is
+ * in double except the mel weights, built in float32 as torchaudio builds them. Window, twiddles and mel
+ * weights are computed once; the FFT is a 256-point complex radix-2 FFT of the packed real frame plus a split
+ * step. 10 s of audio takes 6-10 ms on one core (1000-1700× real time).
  */
 public final class Fbank {
 

@@ -70,7 +70,8 @@ class ResamplerTest {
 
     @Test
     void toneAboveNewNyquistIsRemoved() {
-        // 8.5 kHz at 44.1 kHz would alias to 7.5 kHz at 16 kHz; 9 kHz to 7 kHz; 12 kHz to 4 kHz
+        // 8.5 kHz at 44.1 kHz would alias to 7.5 kHz at 16 kHz; 9 kHz to 7 kHz; 12 kHz to 4 kHz.
+        // (A 7.5 kHz tone itself is below the new 8 kHz Nyquist frequency: it does not alias and is kept.)
         for (double frequency : new double[] {8500, 9000, 12000}) {
             float[] y = Resampler.resample(tone(frequency, 1.0, 44100, 44100), 44100, 16000);
             double attenuationDb = -20 * Math.log10(rms(y) / Math.sqrt(0.5));
