@@ -63,7 +63,7 @@ def chirp(rate: int, f0: float, f1: float, seconds: float) -> np.ndarray:
     return np.sin(phase)
 
 
-def speech(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def speech() -> tuple[np.ndarray, str]:
     if shutil.which("espeak-ng") is None:
         return 0.5 * chirp(16000, 200, 3000, SECONDS), "chirp (espeak-ng missing)"
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +90,7 @@ def fbank(waveform: torch.Tensor) -> torch.Tensor:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
-    speech_samples, speech_source = speech(rng)
+    speech_samples, speech_source = speech()
     write_wav(OUT / "speech_16k.wav", speech_samples, 16000)
     noisy = 0.5 * chirp(16000, 100, 7500, SECONDS) + 0.05 * rng.standard_normal(int(16000 * SECONDS))
     write_wav(OUT / "chirp_noise_16k.wav", noisy, 16000)
