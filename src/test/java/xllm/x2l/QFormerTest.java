@@ -1,0 +1,239 @@
+package xllm.x2l;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import xllm.tensor.HostTensor;
+import xllm.tensor.Safetensors;
+import xllm.tensor.SafetensorsWriter;
+import xllm.train.TrainableParameter;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link QFormer} against transformers' {@code Blip2QFormerModel} (fixtures of
+ * tools/reference/make_qformer_fixtures.py: hidden 64, 2 layers — layer 0 with cross-attention, layer 1 without —,
+ * weights N(0, 0.2), an image mask hiding the last 3 of 10 frames of row 1): last hidden state and the gradients of
+ * Σ(output·R) to the query embeddings and the image features within 1e-4; strict loading; save/load round trip;
+ * masked frames having no influence; seeded initialisation.
+ */
+class QFormerTest {
+
+    private static final Path FIXTURES = Path.of("src/test/resources/fixtures/qformer");
+    private static final float TOLERANCE = 1e-4f;
+
+    private NDManager manager;
+    private QFormerConfig config;
+    private Map<String, HostTensor> reference;
+
+    @BeforeEach
+    void setUp() throws IOException {
+        manager = NDManager.newBaseManager();
+        config = QFormerConfig.read(FIXTURES.resolve("config.json"));
+        reference = new java.util.HashMap<>();
+        try (Safetensors file = Safetensors.open(FIXTURES.resolve("reference.safetensors"))) {
+            for (String name : file.names()) reference.put(name, file.get(name));
+        }
+    }
+
+    @AfterEach
+    void tearDown() {
+        manager.close();
+    }
+
+    private NDArray input(NDManager scope, String name) {
+        return reference.get(name).toFloatNDArray(scope);
+    }
+
+    private QFormer fixtureModel() throws IOException {
+        return QFormer.load(FIXTURES.resolve("model.safetensors"), config, manager);
+    }
+
+    private static float maxAbsDifference(float[] a, float[] b) {
+        assertEquals(a.length, b.length);
+        float max = 0;
+        for (int i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+        return max;
+    }
+
+    @Test
+    void configReadsTransformersNames() {
+        assertEquals(new QFormerConfig(64, 2, 4, 128, 2, 48, 1e-12, 8, "gelu"), config);
+        assertTrue(config.hasCrossAttention(0));
+        assertFalse(config.hasCrossAttention(1));
+    }
+
+    @Test
+    void outputMatchesTransformers() throws IOException {
+        QFormer model = fixtureModel();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray features = input(scope, "encoder_hidden_states");
+            NDArray mask = input(scope, "encoder_attention_mask");
+            NDArray output = model.forward(input(scope, "query_embeds"), features, mask);
+            assertEquals(new Shape(2, 8, 64), output.getShape());
+            float error = maxAbsDifference(reference.get("last_hidden_state").toFloats(), output.toFloatArray());
+            System.out.println("QFormer parity: max |Δ last_hidden_state| = " + error);
+            assertTrue(error <= TOLERANCE, "max |Δ| = " + error);
+
+            float learned = maxAbsDifference(reference.get("last_hidden_state_learned").toFloats(),
+                    model.forward(features, mask).toFloatArray());
+            System.out.println("QFormer parity: max |Δ last_hidden_state (learned queries)| = " + learned);
+            assertTrue(learned <= TOLERANCE, "learned queries: max |Δ| = " + learned);
+        }
+    }
+
+    @Test
+    void gradientsMatchTransformers() throws IOException {
+        QFormer model = fixtureModel();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray queries = input(scope, "query_embeds");
+            NDArray features = input(scope, "encoder_hidden_states");
+            NDArray mask = input(scope, "encoder_attention_mask");
+            NDArray weights = input(scope, "output_weights");
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                queries.setRequiresGradient(true);
+                features.setRequiresGradient(true);
+                collector.backward(model.forward(queries, features, mask).mul(weights).sum());
+            }
+            float queryError = maxAbsDifference(reference.get("grad_query_embeds").toFloats(),
+                    queries.getGradient().toFloatArray());
+            float featureError = maxAbsDifference(reference.get("grad_encoder_hidden_states").toFloats(),
+                    features.getGradient().toFloatArray());
+            System.out.println("QFormer parity: max |Δ grad query_embeds| = " + queryError
+                    + ", max |Δ grad encoder_hidden_states| = " + featureError);
+            assertTrue(queryError <= TOLERANCE, "query gradient: max |Δ| = " + queryError);
+            assertTrue(featureError <= TOLERANCE, "feature gradient: max |Δ| = " + featureError);
+            // masked frames (row 1, frames 7..9) receive no gradient at all
+            float[] maskedGradient = features.getGradient().get("1, 7:, :").toFloatArray();
+            for (float g : maskedGradient) assertEquals(0f, g);
+        }
+    }
+
+    @Test
+    void maskedFramesDoNotInfluenceTheOutput() throws IOException {
+        QFormer model = fixtureModel();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray queries = input(scope, "query_embeds");
+            NDArray mask = input(scope, "encoder_attention_mask");
+            NDArray features = input(scope, "encoder_hidden_states");
+            float[] before = model.forward(queries, features, mask).toFloatArray();
+            NDArray changed = features.duplicate();
+            changed.set(new ai.djl.ndarray.index.NDIndex("1, 7:, :"), scope.randomNormal(0f, 50f, new Shape(3, 48),
+                    ai.djl.ndarray.types.DataType.FLOAT32));
+            float[] after = model.forward(queries, changed, mask).toFloatArray();
+            assertArrayEquals(before, after, 0f);
+            // …and the mask matters: without it the same change moves row 1
+            float[] unmasked = model.forward(queries, features, null).toFloatArray();
+            float[] unmaskedChanged = model.forward(queries, changed, null).toFloatArray();
+            assertTrue(maxAbsDifference(unmasked, unmaskedChanged) > 1e-2f);
+        }
+    }
+
+    @Test
+    void parameterNamesAreTransformersStateDictNames() throws IOException {
+        JsonNode json = new ObjectMapper().readTree(FIXTURES.resolve("reference.json").toFile());
+        Set<String> transformers = new HashSet<>();
+        json.get("parameters").forEach(n -> transformers.add(n.asText()));
+        assertEquals(transformers, QFormer.expectedShapes(config).keySet());
+        List<TrainableParameter> parameters = QFormer.initialise(config, 1, manager).parameters("qformer.");
+        assertEquals(transformers.size(), parameters.size());
+        for (TrainableParameter p : parameters) {
+            assertTrue(p.name().startsWith("qformer."), p.name());
+            assertTrue(transformers.contains(p.name().substring("qformer.".length())), p.name());
+        }
+        assertTrue(transformers.contains("encoder.layer.0.crossattention.attention.key.weight"));
+        assertFalse(transformers.contains("encoder.layer.1.crossattention.attention.key.weight"));
+    }
+
+    @Test
+    void saveAndLoadGiveIdenticalOutputs(@TempDir Path dir) throws IOException {
+        for (QFormer model : List.of(fixtureModel(), QFormer.initialise(config, 7, manager))) {
+            Path file = dir.resolve("qformer.safetensors");
+            model.save(file);
+            QFormer again = QFormer.load(file, config, manager);
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray features = input(scope, "encoder_hidden_states");
+                NDArray mask = input(scope, "encoder_attention_mask");
+                assertArrayEquals(model.forward(features, mask).toFloatArray(), again.forward(features, mask).toFloatArray(), 0f);
+            }
+        }
+    }
+
+    @Test
+    void initialisationIsSeededAndBertStyle() {
+        QFormer a = QFormer.initialise(config, 11, manager), b = QFormer.initialise(config, 11, manager);
+        QFormer c = QFormer.initialise(config, 12, manager);
+        String weight = "encoder.layer.0.crossattention.attention.key.weight";
+        assertArrayEquals(a.tensors().get(weight).toFloatArray(), b.tensors().get(weight).toFloatArray(), 0f);
+        assertFalse(java.util.Arrays.equals(a.tensors().get(weight).toFloatArray(), c.tensors().get(weight).toFloatArray()));
+        assertEquals(new Shape(64, 48), a.tensors().get(weight).getShape());
+        double std = a.tensors().get(weight).toType(ai.djl.ndarray.types.DataType.FLOAT64, false)
+                .square().mean().getDouble();
+        assertEquals(0.02, Math.sqrt(std), 0.002);
+        for (float v : a.tensors().get("encoder.layer.1.output_query.LayerNorm.weight").toFloatArray()) assertEquals(1f, v);
+        for (float v : a.tensors().get("encoder.layer.1.output_query.LayerNorm.bias").toFloatArray()) assertEquals(0f, v);
+        for (float v : a.tensors().get("encoder.layer.0.attention.attention.query.bias").toFloatArray()) assertEquals(0f, v);
+        assertEquals(new Shape(1, 8, 64), a.queryTokens().getShape());
+    }
+
+    @Test
+    void loadingIsStrict(@TempDir Path dir) throws IOException {
+        List<HostTensor> tensors = new ArrayList<>();
+        try (Safetensors file = Safetensors.open(FIXTURES.resolve("model.safetensors"))) {
+            for (String name : file.names()) tensors.add(file.get(name));
+        }
+        String victim = "encoder.layer.1.output_query.dense.weight";
+
+        Path missing = dir.resolve("missing.safetensors");
+        SafetensorsWriter.write(missing, tensors.stream().filter(t -> !t.name().equals(victim)).toList(), Map.of());
+        assertMessageNames(missing, victim, "missing");
+
+        Path unexpected = dir.resolve("unexpected.safetensors");
+        List<HostTensor> extra = new ArrayList<>(tensors);
+        extra.add(HostTensor.ofFloats("encoder.layer.1.crossattention.attention.key.weight", new float[64 * 48], 64, 48));
+        SafetensorsWriter.write(unexpected, extra, Map.of());
+        assertMessageNames(unexpected, "encoder.layer.1.crossattention.attention.key.weight", "unexpected");
+
+        Path misshapen = dir.resolve("misshapen.safetensors");
+        List<HostTensor> reshaped = new ArrayList<>();
+        for (HostTensor t : tensors) {
+            reshaped.add(t.name().equals(victim) ? HostTensor.ofFloats(victim, t.toFloats(), 128, 64) : t);
+        }
+        SafetensorsWriter.write(misshapen, reshaped, Map.of());
+        assertMessageNames(misshapen, victim, "shape");
+
+        // a model with a different cross-attention pattern does not silently load this checkpoint
+        QFormerConfig everyLayer = new QFormerConfig(64, 2, 4, 128, 1, 48, 1e-12, 8, "gelu");
+        IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
+                () -> QFormer.load(FIXTURES.resolve("model.safetensors"), everyLayer, manager));
+        assertTrue(error.getMessage().contains("encoder.layer.1.crossattention"), error.getMessage());
+    }
+
+    private void assertMessageNames(Path file, String key, String word) {
+        IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
+                () -> QFormer.load(file, config, manager));
+        assertTrue(error.getMessage().contains(file.toString()), error.getMessage());
+        assertTrue(error.getMessage().contains(key), error.getMessage());
+        assertTrue(error.getMessage().contains(word), error.getMessage());
+    }
+}
