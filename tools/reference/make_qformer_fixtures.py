@@ -11,6 +11,8 @@ weights drawn from N(0, 0.2) (LayerNorm gains around 1) so that outputs are far 
                           (row 1 masks its last 3 frames), last_hidden_state (2, 8, 64), weights R (2, 8, 64) and the
                           gradients of sum(last_hidden_state * R) w.r.t. query_embeds and encoder_hidden_states;
                           last_hidden_state_learned: the output for the learned query_tokens (expanded over the batch)
+  parameter_gradients.safetensors  the gradient of sum(last_hidden_state * R) w.r.t. every parameter, under its
+                          name (query_tokens: of sum(last_hidden_state_learned * R))
   reference.json          library versions and the maximum magnitudes of the stored outputs
 
 Read by src/test/java/xllm/x2l/QFormerTest.java.
@@ -50,7 +52,7 @@ def main() -> None:
     query_tokens = torch.randn(1, QUERIES, CONFIG["hidden_size"])
 
     state = {name: tensor for name, tensor in model.state_dict().items()}
-    state["query_tokens"] = query_tokens
+    state["query_tokens"] = query_tokens.clone()
     write_tensors(OUT / "model.safetensors", state)
     write_json(OUT / "config.json", {**CONFIG, "num_query_tokens": QUERIES, "model_type": "blip_2_qformer"})
 
@@ -63,9 +65,15 @@ def main() -> None:
     output = model(query_embeds=query_embeds, encoder_hidden_states=encoder_hidden_states,
                    encoder_attention_mask=encoder_attention_mask).last_hidden_state
     (output * weights).sum().backward()
-    with torch.no_grad():
-        learned = model(query_embeds=query_tokens.expand(BATCH, -1, -1), encoder_hidden_states=encoder_hidden_states,
-                        encoder_attention_mask=encoder_attention_mask).last_hidden_state
+    parameter_gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+    model.zero_grad()
+    query_tokens.requires_grad_(True)
+    learned = model(query_embeds=query_tokens.expand(BATCH, -1, -1), encoder_hidden_states=encoder_hidden_states.detach(),
+                    encoder_attention_mask=encoder_attention_mask).last_hidden_state
+    (learned * weights).sum().backward()
+    parameter_gradients["query_tokens"] = query_tokens.grad.clone()
+    learned = learned.detach()
 
     reference = {
         "query_embeds": query_embeds.detach(),
@@ -78,10 +86,12 @@ def main() -> None:
         "grad_encoder_hidden_states": encoder_hidden_states.grad,
     }
     write_tensors(OUT / "reference.safetensors", reference)
+    write_tensors(OUT / "parameter_gradients.safetensors", parameter_gradients)
     write_json(OUT / "reference.json", {
         "versions": library_versions(),
         "seed": SEED,
         "max_abs": {key: float(value.abs().max()) for key, value in reference.items()},
+        "max_abs_parameter_gradient": max(float(g.abs().max()) for g in parameter_gradients.values()),
         "parameters": sorted(state.keys()),
     })
     print(json.dumps({key: float(value.abs().max()) for key, value in reference.items()}, indent=1))

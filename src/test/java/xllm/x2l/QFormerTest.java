@@ -130,6 +130,84 @@ class QFormerTest {
     }
 
     @Test
+    void parameterGradientsMatchTransformers() throws IOException {
+        QFormer model = fixtureModel();
+        List<TrainableParameter> parameters = model.parameters("");
+        try (NDManager scope = manager.newSubManager();
+             Safetensors expected = Safetensors.open(FIXTURES.resolve("parameter_gradients.safetensors"))) {
+            NDArray features = input(scope, "encoder_hidden_states");
+            NDArray mask = input(scope, "encoder_attention_mask");
+            NDArray weights = input(scope, "output_weights");
+            float worst = 0;
+            for (boolean learned : new boolean[] {false, true}) {
+                try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                    // the first pass never touches query_tokens and the second compares only query_tokens, so
+                    // gradients accumulated by the first pass do not matter
+                    for (TrainableParameter p : parameters) p.value().setRequiresGradient(true);
+                    NDArray output = learned ? model.forward(features, mask)
+                            : model.forward(input(scope, "query_embeds"), features, mask);
+                    collector.backward(output.mul(weights).sum());
+                }
+                for (TrainableParameter p : parameters) {
+                    if (learned != p.name().equals("query_tokens")) continue;
+                    float error = maxAbsDifference(expected.get(p.name()).toFloats(), p.value().getGradient().toFloatArray());
+                    assertTrue(error <= TOLERANCE, p.name() + ": max |Δ grad| = " + error);
+                    worst = Math.max(worst, error);
+                }
+            }
+            System.out.println("QFormer parity: max |Δ parameter gradient| over " + parameters.size() + " tensors = " + worst);
+        }
+    }
+
+    @Test
+    void frozenQFormerPassesGradientsWithoutCollectingAny() throws IOException {
+        QFormer model = fixtureModel();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray queries = input(scope, "query_embeds");
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                queries.setRequiresGradient(true);
+                collector.backward(model.forward(queries, input(scope, "encoder_hidden_states"), null).sum());
+            }
+            assertTrue(queries.getGradient().abs().max().getFloat() > 0f);
+            for (TrainableParameter p : model.parameters("")) assertFalse(p.value().hasGradient(), p.name());
+        }
+    }
+
+    /** Trainable end to end: from BERT init, AdamW fits the outputs of another Q-Former on 4 samples. */
+    @Test
+    void overfitsFourSamples() throws IOException {
+        QFormer teacher = fixtureModel();
+        QFormer student = QFormer.initialise(config, 5, manager);
+        List<TrainableParameter> parameters = student.parameters("qformer.");
+        for (TrainableParameter p : parameters) p.value().setRequiresGradient(true);
+        try (NDManager data = manager.newSubManager();
+             xllm.train.AdamW optimiser = new xllm.train.AdamW(parameters, new xllm.train.AdamW.Config(0.9, 0.98, 1e-8, 0))) {
+            java.util.Random random = new java.util.Random(3);
+            float[] values = new float[4 * 10 * 48];
+            for (int i = 0; i < values.length; i++) values[i] = (float) random.nextGaussian();
+            Shape shape = new Shape(4, 10, 48);
+            NDArray target = teacher.forward(data.create(values, shape), null); // (4, 8, 64), no gradient
+            float first = 0, last = 0;
+            for (int step = 0; step < 300; step++) {
+                try (NDManager scope = data.newSubManager()) {
+                    NDArray loss;
+                    try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                        NDArray output = student.forward(scope.create(values, shape), null); // lives in scope
+                        loss = output.sub(target).square().mean();
+                        collector.backward(loss);
+                    }
+                    last = loss.getFloat();
+                    if (step == 0) first = last;
+                    optimiser.step(3e-3);
+                    optimiser.zeroGradients();
+                }
+            }
+            System.out.println("QFormer overfit: MSE " + first + " → " + last);
+            assertTrue(last < 0.01f * first, first + " → " + last);
+        }
+    }
+
+    @Test
     void maskedFramesDoNotInfluenceTheOutput() throws IOException {
         QFormer model = fixtureModel();
         try (NDManager scope = manager.newSubManager()) {
