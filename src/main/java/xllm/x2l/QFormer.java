@@ -18,10 +18,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 /**
  * The BLIP-2 Q-Former (Li et al. 2023, §3.1; X-LLM's image interface, paper §3.1): a BERT encoder over
@@ -93,27 +95,45 @@ public final class QFormer {
      * to float32 on {@code manager}.
      */
     public static QFormer load(Path safetensors, QFormerConfig config, NDManager manager) throws IOException {
+        return read(safetensors, name -> name, key -> true, config, manager);
+    }
+
+    /**
+     * Loads the Q-Former out of a whole transformers BLIP-2 checkpoint ({@code Blip2Model} /
+     * {@code Blip2ForConditionalGeneration}: a file, an index or a directory): {@code query_tokens} and every
+     * {@code qformer.*} tensor. Those two are strict as in {@link #load}; the other components of the checkpoint
+     * ({@code vision_model.*}, {@code language_projection.*}, {@code language_model.*}) belong to other loaders.
+     */
+    public static QFormer loadFromBlip2(Path checkpoint, QFormerConfig config, NDManager manager) throws IOException {
+        return read(checkpoint, name -> name.equals("query_tokens") ? name : "qformer." + name,
+                key -> key.equals("query_tokens") || key.startsWith("qformer."), config, manager);
+    }
+
+    /** @param keyOf our name → key in the file; @param owned whether a file key must be one of ours */
+    private static QFormer read(Path path, java.util.function.UnaryOperator<String> keyOf,
+                                java.util.function.Predicate<String> owned, QFormerConfig config, NDManager manager)
+            throws IOException {
         Map<String, Shape> expected = expectedShapes(config);
+        Set<String> expectedKeys = new HashSet<>();
+        for (String name : expected.keySet()) expectedKeys.add(keyOf.apply(name));
         Map<String, NDArray> tensors = new LinkedHashMap<>();
-        try (Safetensors file = Safetensors.open(safetensors)) {
-            for (String name : file.names()) {
-                if (!expected.containsKey(name)) {
-                    throw new IllegalArgumentException(safetensors + ": unexpected tensor '" + name
+        try (Safetensors file = Safetensors.open(path)) {
+            for (String key : file.names()) {
+                if (owned.test(key) && !expectedKeys.contains(key)) {
+                    throw new IllegalArgumentException(path + ": unexpected tensor '" + key
                             + "' (not a Blip2QFormerModel parameter for this config)");
                 }
             }
             for (var entry : expected.entrySet()) {
-                String name = entry.getKey();
-                if (!file.contains(name)) {
-                    throw new IllegalArgumentException(safetensors + ": missing tensor '" + name + "'");
-                }
-                long[] shape = file.shape(name);
+                String key = keyOf.apply(entry.getKey());
+                if (!file.contains(key)) throw new IllegalArgumentException(path + ": missing tensor '" + key + "'");
+                long[] shape = file.shape(key);
                 if (!Arrays.equals(shape, entry.getValue().getShape())) {
-                    throw new IllegalArgumentException(safetensors + ": tensor '" + name + "' has shape "
+                    throw new IllegalArgumentException(path + ": tensor '" + key + "' has shape "
                             + Arrays.toString(shape) + ", expected " + entry.getValue());
                 }
             }
-            for (String name : expected.keySet()) tensors.put(name, file.get(name).toFloatNDArray(manager));
+            for (String name : expected.keySet()) tensors.put(name, file.get(keyOf.apply(name)).toFloatNDArray(manager));
         }
         return new QFormer(config, tensors, manager);
     }

@@ -64,6 +64,24 @@ public record QFormerConfig(
         }
     }
 
+    /**
+     * Reads the Q-Former part of a transformers BLIP-2 {@code config.json}: its {@code qformer_config} object (fields
+     * it lacks keep transformers' defaults) and the top-level {@code num_query_tokens}.
+     */
+    public static QFormerConfig readFromBlip2(Path configJson) throws IOException {
+        try {
+            JsonNode file = JSON.readTree(configJson.toFile());
+            if (file == null || !file.isObject()) throw new IOException("not a JSON object");
+            ObjectNode merged = JSON.valueToTree(fullSize());
+            JsonNode qformer = file.get("qformer_config");
+            if (qformer != null && qformer.isObject()) merged.setAll((ObjectNode) qformer);
+            if (file.has("num_query_tokens")) merged.set("num_query_tokens", file.get("num_query_tokens"));
+            return JSON.treeToValue(merged, QFormerConfig.class);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new IOException(configJson + ": cannot read BLIP-2 Q-Former config: " + e.getMessage(), e);
+        }
+    }
+
     public int headDim() {
         return hiddenSize / numAttentionHeads;
     }

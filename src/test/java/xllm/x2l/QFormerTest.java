@@ -307,6 +307,42 @@ class QFormerTest {
         assertTrue(error.getMessage().contains("encoder.layer.1.crossattention"), error.getMessage());
     }
 
+    @Test
+    void loadsTheQFormerOutOfAWholeBlip2Checkpoint(@TempDir Path dir) throws IOException {
+        List<HostTensor> tensors = new ArrayList<>();
+        try (Safetensors file = Safetensors.open(FIXTURES.resolve("model.safetensors"))) {
+            for (String name : file.names()) {
+                HostTensor t = file.get(name);
+                String key = name.equals("query_tokens") ? name : "qformer." + name;
+                tensors.add(new HostTensor(key, t.dtype(), t.shape(), t.data()));
+            }
+        }
+        tensors.add(HostTensor.ofFloats("vision_model.post_layernorm.weight", new float[48], 48));
+        tensors.add(HostTensor.ofFloats("language_projection.weight", new float[64 * 32], 32, 64));
+        Path checkpoint = dir.resolve("model.safetensors");
+        SafetensorsWriter.write(checkpoint, tensors, Map.of());
+        java.nio.file.Files.writeString(dir.resolve("config.json"), """
+                {"model_type": "blip-2", "num_query_tokens": 8,
+                 "qformer_config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                   "intermediate_size": 128, "cross_attention_frequency": 2, "encoder_hidden_size": 48},
+                 "vision_config": {"hidden_size": 48}}""");
+        QFormerConfig blip2Config = QFormerConfig.readFromBlip2(dir.resolve("config.json"));
+        assertEquals(config, blip2Config);
+        QFormer fromBlip2 = QFormer.loadFromBlip2(dir, blip2Config, manager);
+        QFormer direct = fixtureModel();
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray features = input(scope, "encoder_hidden_states");
+            NDArray mask = input(scope, "encoder_attention_mask");
+            assertArrayEquals(direct.forward(features, mask).toFloatArray(), fromBlip2.forward(features, mask).toFloatArray(), 0f);
+        }
+        // strict inside its own namespace
+        tensors.add(HostTensor.ofFloats("qformer.encoder.layer.0.intermediate.dense.bias", new float[128], 128));
+        SafetensorsWriter.write(checkpoint, tensors, Map.of());
+        assertThrows(IllegalArgumentException.class, () -> QFormer.loadFromBlip2(checkpoint, config, manager));
+        // the plain loader does not accept a whole BLIP-2 checkpoint
+        assertThrows(IllegalArgumentException.class, () -> QFormer.load(checkpoint, config, manager));
+    }
+
     private void assertMessageNames(Path file, String key, String word) {
         IllegalArgumentException error = assertThrows(IllegalArgumentException.class,
                 () -> QFormer.load(file, config, manager));
