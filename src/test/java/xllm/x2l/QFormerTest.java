@@ -173,9 +173,12 @@ class QFormerTest {
         }
     }
 
-    /** Trainable end to end: from BERT init, AdamW fits the outputs of another Q-Former on 4 samples. */
+    /**
+     * Trainable end to end: from BERT init, AdamW fits the outputs of another Q-Former on 4 samples; per-step tensors
+     * stay in the step's scope (memory flat over 300 steps).
+     */
     @Test
-    void overfitsFourSamples() throws IOException {
+    void overfitsFourSamples() throws ReflectiveOperationException, IOException {
         QFormer teacher = fixtureModel();
         QFormer student = QFormer.initialise(config, 5, manager);
         List<TrainableParameter> parameters = student.parameters("qformer.");
@@ -188,7 +191,12 @@ class QFormerTest {
             Shape shape = new Shape(4, 10, 48);
             NDArray target = teacher.forward(data.create(values, shape), null); // (4, 8, 64), no gradient
             float first = 0, last = 0;
+            int modelArrays = 0, dataArrays = 0;
             for (int step = 0; step < 300; step++) {
+                if (step == 1) {
+                    modelArrays = resources(manager);
+                    dataArrays = resources(data);
+                }
                 try (NDManager scope = data.newSubManager()) {
                     NDArray loss;
                     try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
@@ -203,6 +211,8 @@ class QFormerTest {
                 }
             }
             System.out.println("QFormer overfit: MSE " + first + " → " + last);
+            assertEquals(modelArrays, resources(manager), "arrays left on the model's manager by 300 steps");
+            assertEquals(dataArrays, resources(data), "arrays left on the data manager by 300 steps");
             assertTrue(last < 0.01f * first, first + " → " + last);
         }
     }
@@ -341,6 +351,12 @@ class QFormerTest {
         assertThrows(IllegalArgumentException.class, () -> QFormer.loadFromBlip2(checkpoint, config, manager));
         // the plain loader does not accept a whole BLIP-2 checkpoint
         assertThrows(IllegalArgumentException.class, () -> QFormer.load(checkpoint, config, manager));
+    }
+
+    private static int resources(NDManager manager) throws ReflectiveOperationException {
+        java.lang.reflect.Field field = ai.djl.ndarray.BaseNDManager.class.getDeclaredField("resources");
+        field.setAccessible(true);
+        return ((Map<?, ?>) field.get(manager)).size();
     }
 
     private void assertMessageNames(Path file, String key, String word) {
