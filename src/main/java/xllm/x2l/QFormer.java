@@ -33,10 +33,11 @@ import java.util.Set;
  *
  * <p>Matches transformers' {@code Blip2QFormerModel} ({@code modeling_blip_2.py}) in eval mode: tensors are keyed by
  * its state-dict names ({@code layernorm.weight}, {@code encoder.layer.0.crossattention.attention.key.weight}, …) plus
- * {@code query_tokens} (1, Q, H), the learned queries that {@code Blip2Model} keeps beside {@code qformer.*}. There is
- * no dropout: the forward pass is the eval-mode function whether the Q-Former is frozen or trained (X-LLM trains its
- * interfaces without dropout here). {@code QFormerTest} checks outputs and input gradients against a tiny random
- * transformers model (fixtures of {@code tools/reference/make_qformer_fixtures.py}).
+ * {@code query_tokens} (1, Q, H), the learned queries that {@code Blip2Model} keeps beside {@code qformer.*}.
+ * Dropout (BLIP-2 trains with 0.1 on hidden states and attention probabilities) is not applied: this is the eval-mode
+ * function, used as is whether the Q-Former is frozen or trained. {@code QFormerTest} checks the output and the
+ * gradients to the inputs and to every parameter against a tiny random transformers model (fixtures of
+ * {@code tools/reference/make_qformer_fixtures.py}).
  *
  * <p>No {@code pow/div/mul(Number)} on the differentiated path (see docs/training.md, "A DJL pitfall"): the
  * 1/√head-width scale is a tensor owned by this model's manager.
