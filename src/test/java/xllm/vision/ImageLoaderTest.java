@@ -1,0 +1,163 @@
+package xllm.vision;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.zip.CRC32;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Formats, colour conversion, EXIF orientation, and the errors for bad files. */
+class ImageLoaderTest {
+
+    @TempDir
+    Path temp;
+
+    @Test
+    void loadsPngJpegAndGrayscaleAsRgb() throws Exception {
+        BufferedImage cat = ImageLoader.load(VisionFixtures.photo("cat"));
+        assertEquals(BufferedImage.TYPE_INT_RGB, cat.getType());
+        assertEquals(380, cat.getWidth());
+        assertEquals(300, cat.getHeight());
+        BufferedImage espresso = ImageLoader.load(VisionFixtures.photo("espresso"));
+        assertEquals(600, espresso.getWidth());
+        BufferedImage tripod = ImageLoader.load(VisionFixtures.photo("tripod"));
+        int pixel = tripod.getRGB(100, 100) & 0xFFFFFF;
+        assertEquals(pixel >>> 16, pixel & 0xFF, "gray copied to R, G, B");
+        assertEquals(pixel >>> 16, (pixel >>> 8) & 0xFF);
+    }
+
+    @Test
+    void bmpAndGifRoundTrip() throws Exception {
+        BufferedImage image = new BufferedImage(17, 9, BufferedImage.TYPE_INT_RGB);
+        int[] palette = {0xFF0000, 0x00FF00, 0x0000FF, 0x102030};
+        for (int y = 0; y < 9; y++) {
+            for (int x = 0; x < 17; x++) {
+                image.setRGB(x, y, palette[(x + 2 * y) % 4]);
+            }
+        }
+        for (String format : new String[] {"bmp", "gif"}) {
+            Path file = temp.resolve("image." + format);
+            assertTrue(ImageIO.write(image, format, file.toFile()), format);
+            BufferedImage loaded = ImageLoader.load(file);
+            assertEquals(17, loaded.getWidth(), format);
+            for (int y = 0; y < 9; y++) {
+                for (int x = 0; x < 17; x++) {
+                    assertEquals(image.getRGB(x, y) & 0xFFFFFF, loaded.getRGB(x, y) & 0xFFFFFF, format);
+                }
+            }
+        }
+    }
+
+    @Test
+    void pngAlphaIsDroppedNotComposited() throws Exception {
+        BufferedImage image = new BufferedImage(4, 4, BufferedImage.TYPE_INT_ARGB);
+        image.setRGB(1, 1, 0x40C08020);
+        Path file = temp.resolve("alpha.png");
+        ImageIO.write(image, "png", file.toFile());
+        assertEquals(0xC08020, ImageLoader.load(file).getRGB(1, 1) & 0xFFFFFF);
+    }
+
+    @Test
+    void exifOrientationSixIsRotatedClockwise() throws Exception {
+        Path file = VisionFixtures.ROOT.resolve("exif_rotate6.jpg");
+        BufferedImage stored = ImageIO.read(file.toFile()); // 60 x 40 as stored, orientation ignored
+        BufferedImage upright = ImageLoader.load(file);
+        assertEquals(60, stored.getWidth());
+        assertEquals(40, upright.getWidth());
+        assertEquals(60, upright.getHeight());
+        for (int y = 0; y < 40; y++) {
+            for (int x = 0; x < 60; x++) {
+                assertEquals(stored.getRGB(x, y) & 0xFFFFFF, upright.getRGB(39 - y, x) & 0xFFFFFF);
+            }
+        }
+    }
+
+    @Test
+    void zeroByteFileNamesTheFile() throws Exception {
+        Path file = Files.createFile(temp.resolve("empty.jpg"));
+        assertMessage(file, "empty");
+    }
+
+    @Test
+    void truncatedJpegNamesTheFile() throws Exception {
+        byte[] jpeg = Files.readAllBytes(VisionFixtures.photo("espresso"));
+        Path file = temp.resolve("truncated.jpg");
+        Files.write(file, Arrays.copyOf(jpeg, jpeg.length / 2));
+        assertMessage(file, "truncated");
+    }
+
+    @Test
+    void truncatedPngNamesTheFile() throws Exception {
+        byte[] png = Files.readAllBytes(VisionFixtures.photo("cat"));
+        Path file = temp.resolve("truncated.png");
+        Files.write(file, Arrays.copyOf(png, png.length / 3));
+        assertMessage(file, "truncated");
+    }
+
+    @Test
+    void randomBytesNameTheFile() throws Exception {
+        byte[] noise = new byte[4096];
+        new Random(7).nextBytes(noise);
+        Path file = temp.resolve("noise.jpg");
+        Files.write(file, noise);
+        assertMessage(file, "unrecognised");
+    }
+
+    @Test
+    void webpIsRefusedAsUnsupported() throws Exception {
+        byte[] riff = "RIFF\0\0\0\0WEBPVP8 ".getBytes(StandardCharsets.US_ASCII);
+        Path file = temp.resolve("photo.webp");
+        Files.write(file, Arrays.copyOf(riff, 64));
+        assertMessage(file, "unsupported");
+    }
+
+    @Test
+    void hugeDimensionsAreRefusedBeforeDecoding() throws Exception {
+        // a valid PNG header declaring 100,000 x 100,000 pixels (10 gigapixels) and no pixel data
+        Path file = temp.resolve("bomb.png");
+        Files.write(file, pngHeader(100_000, 100_000));
+        assertMessage(file, "exceeds the limit");
+        // and a small limit applies to a real photo
+        IOException e = assertThrows(IOException.class, () -> ImageLoader.load(VisionFixtures.photo("cat"), 1000));
+        assertTrue(e.getMessage().contains("cat.png"), e.getMessage());
+    }
+
+    private static void assertMessage(Path file, String problem) {
+        IOException e = assertThrows(IOException.class, () -> ImageLoader.load(file));
+        System.out.println(e.getMessage());
+        assertTrue(e.getMessage().contains(file.getFileName().toString()), e.getMessage());
+        assertTrue(e.getMessage().toLowerCase().contains(problem), e.getMessage());
+    }
+
+    private static byte[] pngHeader(int width, int height) throws IOException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        DataOutputStream out = new DataOutputStream(bytes);
+        out.write(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'});
+        ByteArrayOutputStream chunk = new ByteArrayOutputStream();
+        DataOutputStream data = new DataOutputStream(chunk);
+        data.writeBytes("IHDR");
+        data.writeInt(width);
+        data.writeInt(height);
+        data.write(new byte[] {8, 2, 0, 0, 0}); // 8-bit RGB
+        byte[] body = chunk.toByteArray();
+        out.writeInt(body.length - 4);
+        out.write(body);
+        CRC32 crc = new CRC32();
+        crc.update(body);
+        out.writeInt((int) crc.getValue());
+        return bytes.toByteArray();
+    }
+}
