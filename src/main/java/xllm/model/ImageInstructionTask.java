@@ -29,20 +29,20 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     public record Batch(float[][] inputs, boolean cached, List<long[]> before, List<long[]> after, List<long[]> answers) {}
 
     private final LanguageModel llm;
-    private final PatchImageInterface imageInterface;
+    private final ImageInterface imageInterface;
     private final List<ConversationSample> train;
     private final List<ConversationSample> eval;
     private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
     private final long[] imageOpen;
     private final long[] imageClose;
 
-    public ImageInstructionTask(LanguageModel llm, PatchImageInterface imageInterface, List<ConversationSample> train,
+    public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval) {
         this(llm, imageInterface, train, eval, null);
     }
 
     /** With a feature cache: the frozen encoder's outputs are computed once per sample and then read from it. */
-    public ImageInstructionTask(LanguageModel llm, PatchImageInterface imageInterface, List<ConversationSample> train,
+    public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval, xllm.train.FeatureCache cache) {
         this.llm = llm;
         this.cache = cache;
@@ -62,15 +62,22 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         all.addAll(eval);
         java.util.Map<String, ConversationSample> byId = new java.util.LinkedHashMap<>();
         for (ConversationSample s : all) byId.put(cacheKey(s), s);
-        long[] shape = {PatchImageInterface.TOKENS, PatchImageInterface.FEATURES};
+        long[] shape = imageInterface.featureShape();
         return cache.fill(new ArrayList<>(byId.keySet()), key -> {
             try (NDManager scope = manager.newSubManager()) {
-                float[] patches = PatchImageInterface.patches(byId.get(key).image());
-                return imageInterface.encode(scope.create(patches, new Shape(1, patches.length))).toFloatArray();
+                float[] pixels = imageInterface.preprocess(byId.get(key).image());
+                return imageInterface.encode(scope.create(pixels, batchShape(1, imageInterface.inputShape()))).toFloatArray();
             } catch (IOException e) {
                 throw new java.io.UncheckedIOException(e);
             }
         }, shape);
+    }
+
+    static Shape batchShape(int batch, long[] item) {
+        long[] shape = new long[item.length + 1];
+        shape[0] = batch;
+        System.arraycopy(item, 0, shape, 1, item.length);
+        return new Shape(shape);
     }
 
     /** Cache key: the sample id plus the image path (ids are unique per manifest, images may be shared). */
@@ -106,11 +113,10 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         for (int i = 0; i < samples.size(); i++) {
             ConversationSample s = samples.get(i);
             if (cache != null) {
-                long[] shape = {PatchImageInterface.TOKENS, PatchImageInterface.FEATURES};
-                inputs[i] = cache.get(cacheKey(s), shape).orElseThrow(() -> new IOException(
+                inputs[i] = cache.get(cacheKey(s), imageInterface.featureShape()).orElseThrow(() -> new IOException(
                         "feature cache " + cache.directory() + " has no entry for " + s.image() + " (fillCache first)"));
             } else {
-                inputs[i] = PatchImageInterface.patches(s.image());
+                inputs[i] = imageInterface.preprocess(s.image());
             }
             before.add(imageOpen);
             long[] close = imageClose;
@@ -141,9 +147,9 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         float[] flat = new float[size * width];
         for (int i = 0; i < size; i++) System.arraycopy(batch.inputs()[i], 0, flat, i * width, width);
         NDArray features = batch.cached()
-                ? scope.create(flat, new Shape(size, PatchImageInterface.TOKENS, PatchImageInterface.FEATURES))
-                : imageInterface.encode(scope.create(flat, new Shape(size, width)));          // (B, 4, 32)
-        NDArray images = imageInterface.adapt(features);                                      // (B, 4, D)
+                ? scope.create(flat, batchShape(size, imageInterface.featureShape()))
+                : imageInterface.encode(scope.create(flat, batchShape(size, imageInterface.inputShape()))); // frozen
+        NDArray images = imageInterface.adapt(features);                                      // (B, Q, D)
         List<List<Segment>> rows = new ArrayList<>();
         for (int i = 0; i < size; i++) {
             List<Segment> row = new ArrayList<>(List.of(Segment.Text.prompt(batch.before().get(i)),
@@ -182,7 +188,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     public JsonNode describe() {
         ObjectNode node = new ObjectMapper().createObjectNode();
         node.put("llm", llm.source().toString());
-        node.put("imageInterface", "patch-8x8 (frozen random projection 48->32, tanh) + linear adapter");
+        node.put("imageInterface", imageInterface.describe());
         node.put("promptTemplate", "<Image>{image}</Image>Question: {instruction}\\n Answer:");
         return node;
     }

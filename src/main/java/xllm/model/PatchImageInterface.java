@@ -22,7 +22,7 @@ import java.util.List;
  * to the LLM width. Parameter names: {@code imageInterface.adapter.{weight,bias}}. It exists so the training engine
  * is exercised end to end on 2 cores in seconds; the full interface (vision encoder + Q-Former) replaces it.
  */
-public final class PatchImageInterface {
+public final class PatchImageInterface implements ImageInterface {
 
     public static final int SIDE = 8;
     public static final int PATCH = 4;
@@ -40,10 +40,32 @@ public final class PatchImageInterface {
         this.adapter = LinearAdapter.initialise("imageInterface.adapter", FEATURES, llmWidth, manager, DataType.FLOAT32);
     }
 
+    @Override
+    public float[] preprocess(Path image) throws IOException {
+        return patches(image);
+    }
+
+    @Override
+    public long[] inputShape() {
+        return new long[] {TOKENS * PATCH_VALUES};
+    }
+
+    @Override
+    public long[] featureShape() {
+        return new long[] {TOKENS, FEATURES};
+    }
+
+    @Override
+    public String describe() {
+        return "patch-8x8 (frozen random projection " + PATCH_VALUES + "->" + FEATURES + ", tanh) + linear adapter";
+    }
+
+    @Override
     public List<NDArray> frozenTensors() {
         return List.of(projection);
     }
 
+    @Override
     public List<TrainableParameter> parameters() {
         return adapter.parameters();
     }
@@ -80,17 +102,20 @@ public final class PatchImageInterface {
     }
 
     /** The frozen encoder: (B, TOKENS·48) patch values → (B, TOKENS, 32) features (what the feature cache stores). */
+    @Override
     public NDArray encode(NDArray patchValues) {
         long batch = patchValues.getShape().get(0);
         return patchValues.reshape(batch, TOKENS, PATCH_VALUES).matMul(projection).tanh();
     }
 
     /** The trainable adapter: (B, TOKENS, 32) features → (B, TOKENS, D) LLM embeddings. */
+    @Override
     public NDArray adapt(NDArray features) {
         return adapter.forward(features);
     }
 
     /** Identity of the frozen encoder for the feature cache: its description and projection weights. */
+    @Override
     public String fingerprint() {
         return xllm.train.FeatureCache.fingerprint("patch-8x8 " + PATCH + "px tanh(x @ P) " + PATCH_VALUES + "->" + FEATURES,
                 List.of(xllm.tensor.SafetensorsWriter.fromNDArray("projection", projection)));

@@ -32,10 +32,27 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--raw", description = "Feed the prompt as plain text, without the chat template.")
     boolean raw;
 
+    @Option(names = "--image", description = "Ask about this image; --model must then be an xllm training checkpoint "
+            + "directory (its recipe names the LLM and image encoder). Uses the paper's prompt template.")
+    java.nio.file.Path image;
+
     @Override
     public Integer call() throws Exception {
         String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        if (image != null) {
+            java.nio.file.Path checkpoint = xllm.hub.ModelStore.defaultStore().resolve(modelOption.model);
+            if (!xllm.model.ImageChat.isCheckpoint(checkpoint)) {
+                throw new IllegalArgumentException(checkpoint + " is not an xllm training checkpoint (needs "
+                        + "model.safetensors + config.json); --image needs one, e.g. runs/<stage>/checkpoints/step-N");
+            }
+            try (NDManager manager = NDManager.newBaseManager();
+                 xllm.model.ImageChat chat = xllm.model.ImageChat.open(checkpoint, manager)) {
+                chat.answer(image, text, sampling.toOptions(), (row, delta) -> out.print(delta));
+                out.println();
+            }
+            return 0;
+        }
         try (NDManager manager = NDManager.newBaseManager();
              LanguageModel lm = modelOption.open(manager)) {
             long[] ids;

@@ -1,0 +1,43 @@
+package xllm.model;
+
+import ai.djl.ndarray.NDArray;
+import xllm.train.TrainableParameter;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * An image interface of X-LLM (paper §3.1): a frozen image encoder followed by the trainable X2L part (Q-Former
+ * and/or adapter) that turns an image into a few vectors in the LLM's embedding space. Split in three so training
+ * can prepare pixels off the training thread and cache the frozen encoder's output.
+ */
+public interface ImageInterface {
+
+    /** Pixels for the encoder, as a flat float array; CPU only and safe to call from a loader thread. */
+    float[] preprocess(Path image) throws IOException;
+
+    /** Shape of one preprocessed input, e.g. (3, 224, 224). */
+    long[] inputShape();
+
+    /** Shape of one image's frozen features, e.g. (49, 1280); what the feature cache stores. */
+    long[] featureShape();
+
+    /** Frozen encoder: (B, inputShape…) → (B, featureShape…). */
+    NDArray encode(NDArray inputs);
+
+    /** Trainable part: (B, featureShape…) → (B, Q, D) LLM embeddings. */
+    NDArray adapt(NDArray features);
+
+    /** The parameters recipes may train, named as in checkpoints ({@code imageInterface.…}). */
+    List<TrainableParameter> parameters();
+
+    /** Frozen tensors (tests check they never change). */
+    List<NDArray> frozenTensors();
+
+    /** Identity of the frozen encoder for the feature cache. */
+    String fingerprint();
+
+    /** One line for checkpoints' config.json. */
+    String describe();
+}
