@@ -7,6 +7,7 @@ import picocli.CommandLine.Option;
 import xllm.eval.BenchmarkReport;
 import xllm.eval.LlmBenchmark;
 import xllm.eval.TrainBenchmark;
+import xllm.eval.VisionBenchmark;
 import xllm.hub.ModelStore;
 
 import java.nio.file.Path;
@@ -16,7 +17,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print a table and, with --json, write DESIGN.md §8's JSON. Peers run in the same "
                 + "invocation (needs the reference venv: tools/reference/setup.sh).",
-        subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class})
+        subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class, BenchCommand.Vision.class})
 public final class BenchCommand implements Runnable {
 
     @Override
@@ -74,6 +75,35 @@ public final class BenchCommand implements Runnable {
             BenchmarkReport report;
             try (NDManager manager = NDManager.newBaseManager()) {
                 report = TrainBenchmark.run(new TrainBenchmark.Config(path, batch, warmup, steps, threads, !noPeer), manager);
+            }
+            report.printTable(System.out);
+            if (json != null) report.writeJson(json);
+            return 0;
+        }
+    }
+
+    @Command(name = "vision", mixinStandardHelpOptions = true,
+            description = {"Images/s of the frozen EfficientNet-Lite0 encoder (B x 3 x 224 x 224 -> 49 x 1280 tokens) "
+                    + "followed by a random \"demo\" Q-Former (hidden 384, 4 layers, 32 queries), fp32 inference, beside "
+                    + "PyTorch eager (tools/reference/bench_vision.py: efficientnet-lite-pytorch + transformers' "
+                    + "Blip2QFormerModel): encoder, Q-Former and combined medians, peak RSS.",
+                    "Needs the weights: xllm pull efficientnet-lite0."})
+    static final class Vision implements Callable<Integer> {
+        @Option(names = "--weights", defaultValue = "efficientnet-lite0",
+                description = "EfficientNet-Lite0 .pth name or path (default ${DEFAULT-VALUE}).")
+        String weights;
+        @Option(names = "--batch", defaultValue = "32") int batch;
+        @Option(names = "--repeats", defaultValue = "3") int repeats;
+        @Option(names = "--no-peer", description = "Skip PyTorch (reported as not run).") boolean noPeer;
+        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+
+        @Override
+        public Integer call() throws Exception {
+            Path path = ModelStore.defaultStore().resolve(weights);
+            int threads = Runtime.getRuntime().availableProcessors();
+            BenchmarkReport report;
+            try (NDManager manager = NDManager.newBaseManager()) {
+                report = VisionBenchmark.run(new VisionBenchmark.Config(path, batch, repeats, threads, !noPeer), manager);
             }
             report.printTable(System.out);
             if (json != null) report.writeJson(json);
