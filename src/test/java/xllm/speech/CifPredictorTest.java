@@ -93,4 +93,75 @@ class CifPredictorTest {
                 "cif_conv1d.bias", b, "cif_output.weight", o, "cif_output.bias", ob, "extra", ob),
                 CifPredictor.Config.paraformer(), CifPredictor.Mode.XLLM));
     }
+
+    @Test
+    void trainingScalingFiresExactlyTheTargetLength() {
+        Random random = new Random(17);
+        for (DataType type : new DataType[] {DataType.FLOAT32, DataType.FLOAT64}) {
+            manager.getEngine().setRandomSeed(23);
+            CifPredictor predictor = CifPredictor.initialise(8, manager, type, CifPredictor.Config.paraformer());
+            for (int trial = 0; trial < 100; trial++) {
+                try (NDManager scope = manager.newSubManager()) {
+                    int batch = 1 + random.nextInt(4), frames = 5 + random.nextInt(200);
+                    long[] lengths = new long[batch], targets = new long[batch];
+                    for (int b = 0; b < batch; b++) {
+                        lengths[b] = b == 0 ? frames : 1 + random.nextInt(frames);
+                        targets[b] = 1 + random.nextInt((int) Math.max(1, lengths[b] * 2 / 3)); // some rows need α > 1
+                    }
+                    NDArray hidden = scope.randomNormal(0, 1 + 3 * random.nextFloat(), new Shape(batch, frames, 8), type);
+                    CifPredictor.Output output = predictor.train(hidden, lengths, targets);
+                    assertArrayEquals(targets, output.tokenCounts(), type + " trial " + trial);
+                    long longest = java.util.Arrays.stream(targets).max().getAsLong();
+                    assertEquals(new Shape(batch, longest, 8), output.embeds().getShape());
+                }
+            }
+        }
+    }
+
+    @Test
+    void batchGivesEachUtteranceItsTokensAlone() {
+        manager.getEngine().setRandomSeed(29);
+        CifPredictor predictor = CifPredictor.initialise(6, manager, DataType.FLOAT64, CifPredictor.Config.paraformer());
+        int batch = 4, frames = 50;
+        long[] lengths = {50, 31, 12, 44};
+        NDArray hidden = manager.randomNormal(0, 2, new Shape(batch, frames, 6), DataType.FLOAT64); // padding is junk
+        CifPredictor.Output batched = predictor.infer(hidden, lengths);
+        long tokens = batched.embeds().getShape().get(1);
+        double[] all = batched.embeds().toDoubleArray();
+        for (int b = 0; b < batch; b++) {
+            NDArray row = hidden.get(b + ":" + (b + 1) + ", :" + lengths[b] + ", :");
+            CifPredictor.Output alone = predictor.infer(row, new long[] {lengths[b]});
+            assertEquals(alone.tokenCounts()[0], batched.tokenCounts()[b], "row " + b);
+            long own = alone.embeds().getShape().get(1);
+            double[] ownEmbeds = alone.embeds().toDoubleArray();
+            for (int k = 0; k < tokens; k++) {
+                for (int d = 0; d < 6; d++) {
+                    double expected = k < own ? ownEmbeds[k * 6 + d] : 0;
+                    assertEquals(expected, all[(int) ((b * tokens + k) * 6 + d)], 1e-12, "row " + b + " token " + k);
+                }
+            }
+        }
+    }
+
+    @Test
+    void trainingGradientsReachEveryParameter() {
+        manager.getEngine().setRandomSeed(31);
+        CifPredictor predictor = CifPredictor.initialise(6, manager, DataType.FLOAT32, CifPredictor.Config.paraformer());
+        NDArray hidden = manager.randomNormal(new Shape(2, 20, 6));
+        NDArray projection = manager.randomNormal(new Shape(2, 6, 6));
+        for (TrainableParameter parameter : predictor.parameters()) parameter.value().setRequiresGradient(true);
+        hidden.setRequiresGradient(true);
+        try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            CifPredictor.Output output = predictor.train(hidden, new long[] {20, 13}, new long[] {6, 4});
+            collector.backward(output.embeds().mul(projection).sum().add(output.quantityLoss()));
+        }
+        for (TrainableParameter parameter : predictor.parameters()) {
+            double[] gradient = parameter.value().getGradient().toType(DataType.FLOAT64, false).toDoubleArray();
+            double norm = 0;
+            for (double g : gradient) norm += g * g;
+            assertTrue(norm > 0 && Double.isFinite(norm), parameter.name() + " gradient norm² " + norm);
+        }
+        double[] paddedGradient = hidden.getGradient().get("1, 13:, :").toType(DataType.FLOAT64, false).toDoubleArray();
+        for (double g : paddedGradient) assertEquals(0, g, 0, "padded frames do not influence the result");
+    }
 }
