@@ -73,17 +73,20 @@ public final class Cif {
         NDArray previous = NDArrays.concat(new NDList(
                 manager.zeros(new Shape(batch, 1), DataType.FLOAT64), cumulative.get(":, :-1")), 1);
 
-        // step 2: on the host, O(B·U) scalars: where tokens fire, how many, the output length
+        // step 2: on the host, O(B·U) scalars: where tokens fire, how many, the output length, and for every frame
+        //         the token j_t = floor(c_prev_t / θ) it starts in
         double[] c;
         try (NDArray detached = cumulative.stopGradient()) {
             c = detached.toDoubleArray();
         }
         long[] fireCounts = new long[batch];
         double[] fireTrace = new double[batch * frames];
+        double[] frameBase = new double[batch * frames]; // j_t·θ
         long length = 0;
         for (int b = 0; b < batch; b++) {
             double floorPrevious = 0;
             for (int t = 0; t < frames; t++) {
+                frameBase[b * frames + t] = floorPrevious * threshold;
                 double scaled = c[b * frames + t] / threshold;
                 double floor = Math.floor(scaled);
                 fireTrace[b * frames + t] = scaled - floor + (floor > floorPrevious ? 1 : 0);
@@ -93,32 +96,34 @@ public final class Cif {
             fireCounts[b] = (long) Math.floor(total);
             length = Math.max(length, Math.max(fireCounts[b], (long) Math.rint(total)));
         }
+        DataType type = hidden.getDataType();
         NDArray fires = manager.create(fireTrace, new Shape(batch, frames)).toType(alphas.getDataType(), false);
         if (length == 0) {
-            return new Result(manager.zeros(new Shape(batch, 0, width), hidden.getDataType()), fires, fireCounts);
+            return new Result(manager.zeros(new Shape(batch, 0, width), type), fires, fireCounts);
         }
 
-        // step 3: banded weights W (B, L, U) = relu(θ − relu((k+1)θ − c_t) − relu(c_prev_t − kθ)) for k < fireCounts[b]
-        //         (min(c,(k+1)θ) − max(c_prev,kθ) rewritten with relu, whose gradient at a tie is 0, not split)
-        double[] lower = new double[(int) length];
-        double[] upper = new double[(int) length];
-        for (int k = 0; k < length; k++) {
-            lower[k] = k * threshold;
-            upper[k] = (k + 1) * threshold;
-        }
+        // step 3: banded weights W (B, L, U) = max(0, min(c_t, (k+1)θ) − max(c_prev_t, kθ)) for k < fireCounts[b],
+        //         written as relu(θ − relu((k+1)θ − c_t) − relu(c_prev_t − kθ)) (relu's gradient at a tie is 0, not
+        //         split as min/max's) and computed relative to each frame's j_t·θ: the differentiable inputs are
+        //         c − j·θ and c_prev − j·θ in [0, α+θ), precise in float32 too, so W is built in hidden's type
+        NDArray base = manager.create(frameBase, new Shape(batch, frames));                       // (B, U) float64
+        NDArray end = cast(cumulative.sub(base), type).expandDims(1);                             // (B, 1, U)
+        NDArray start = cast(previous.sub(base), type).expandDims(1);                             // (B, 1, U)
+        double[] tokenStarts = new double[(int) length];
+        for (int k = 0; k < length; k++) tokenStarts[k] = k * threshold;
+        NDArray tokenStart = manager.create(tokenStarts, new Shape(1, length, 1)).toType(type, false)
+                .sub(base.expandDims(1).toType(type, false));                                     // (B, L, U) kθ − jθ
         double[] fired = new double[(int) (batch * length)];
         for (int b = 0; b < batch; b++) {
             for (int k = 0; k < Math.min(length, fireCounts[b]); k++) fired[(int) (b * length + k)] = 1;
         }
-        NDArray tokenStart = manager.create(lower, new Shape(1, length, 1));   // (1, L, 1)
-        NDArray tokenEnd = manager.create(upper, new Shape(1, length, 1));     // (1, L, 1)
-        NDArray tokenFired = manager.create(fired, new Shape(batch, length, 1)); // (B, L, 1)
-        NDArray endOverrun = Activation.relu(tokenEnd.sub(cumulative.expandDims(1)));      // (B, L, U)
-        NDArray startOverrun = Activation.relu(previous.expandDims(1).sub(tokenStart));    // (B, L, U)
+        NDArray tokenFired = manager.create(fired, new Shape(batch, length, 1)).toType(type, false); // (B, L, 1)
+        NDArray endOverrun = Activation.relu(tokenStart.add(threshold).sub(end));               // (B, L, U)
+        NDArray startOverrun = Activation.relu(start.sub(tokenStart));                          // (B, L, U)
         NDArray weights = Activation.relu(endOverrun.add(startOverrun).neg().add(threshold)).mul(tokenFired);
 
         // step 4: embeds = W @ hidden
-        NDArray embeds = cast(weights, hidden.getDataType()).matMul(hidden);               // (B, L, D)
+        NDArray embeds = weights.matMul(hidden);                                                 // (B, L, D)
         return new Result(embeds, fires, fireCounts);
     }
 
