@@ -20,8 +20,11 @@ import ai.djl.nn.Activation;
  *   W[b,k,t] = max(0, min(c_t, (k+1)θ) − max(c_prev_t, kθ))      the share of frame t that token k receives
  *   embeds   = W @ hidden                                        (B, L, U) @ (B, U, D)
  * </pre>
- * W is built with a handful of broadcast tensor ops on (B, L, U), so gradients reach both hidden and α and there
- * is no per-frame host round trip. A frame with α &gt; θ (possible after training-time scaling) feeds several tokens
+ * W is built with a handful of broadcast tensor ops on (B, L, U) in hidden's type, so gradients reach both hidden
+ * and α and there is no per-frame host round trip; the host only does O(B·U) scalar work (fire positions, counts,
+ * each frame's first token j_t = floor(c_prev_t/θ)). The differentiable inputs of W are taken relative to j_t·θ,
+ * so they stay in [0, α+θ) and float32 keeps them precise however long the utterance. Memory is a few (B, L, U)
+ * temporaries (16 MB each at B=16, L=256, U=1000, float32). A frame with α &gt; θ (possible after training-time scaling) feeds several tokens
  * by the same formula, where the loop would produce negative weights. Tokens past the last fire (the unfinished
  * remainder) get no weight.
  *
@@ -64,6 +67,10 @@ public final class Cif {
         int batch = (int) hiddenShape.get(0), frames = (int) hiddenShape.get(1);
         long width = hiddenShape.get(2);
         NDManager manager = hidden.getManager();
+        if (frames == 0) {
+            return new Result(manager.zeros(new Shape(batch, 0, width), hidden.getDataType()),
+                    manager.zeros(new Shape(batch, 0), alphas.getDataType()), new long[batch]);
+        }
 
         // step 1: prefix sums c (B, U) and c_prev (B, U) in float64 (float32 cumsums miscount tokens, FunASR #1811)
         NDArray cumulative = cast(alphas, DataType.FLOAT64).cumSum(1);

@@ -125,12 +125,18 @@ public final class CifPredictor {
         return alphas(zeroPadding(hidden, lengths), frameMask(hidden, lengths));
     }
 
-    /** Training: the decoder gets max_b L_b tokens; exactly L_b of row b are non-zero in {@link Mode#XLLM}. */
+    /**
+     * Training: the decoder gets max_b L_b tokens; exactly L_b of row b are non-zero in {@link Mode#XLLM}. hidden
+     * (B, U, D), lengths[b] in 1..U valid frames, targetLengths[b] = L_b.
+     */
     public Output train(NDArray hidden, long[] lengths, long[] targetLengths) {
         NDManager manager = hidden.getManager();
         DataType type = hidden.getDataType();
         int batch = (int) hidden.getShape().get(0);
         if (targetLengths.length != batch) throw new IllegalArgumentException("one target length per row");
+        for (long length : lengths) {
+            if (length < 1) throw new IllegalArgumentException("every row needs a frame to scale α (got length " + length + ")");
+        }
 
         // step 1: α from the zero-padded frames; quantity loss on the unscaled sums
         NDArray x = zeroPadding(hidden, lengths);
