@@ -12,7 +12,10 @@ import java.util.Arrays;
 /**
  * Timing of {@link Cif#integrate} forward + backward (gradients to hidden and alphas) at B=16, U=1000, D=512,
  * float32: median of 5 after 2 warm-ups, wall time and process CPU time (the cores may be shared). Not part of the default test run (the name does not end in Test):
- * {@code mvn -q -B -o test -Dtest=CifTimingBenchmark}, output in target/surefire-reports.
+ * {@code mvn -q -B -o test -Dtest=CifTimingBenchmark}, output in target/surefire-reports. On shared cores, two
+ * intra-op threads stall at every parallel region when the other core is busy (measured 4x slower than one thread
+ * while the load average was 4–8 on 2 cores); add {@code -Dai.djl.pytorch.num_threads=1} to the surefire argLine
+ * to compare under load.
  */
 class CifTimingBenchmark {
 
