@@ -106,7 +106,9 @@ class HubPullTest {
         assertTrue(dropped.getMessage().contains("/resolve/"), "names the URL: " + dropped.getMessage());
         Path part = modelDir().resolve("model.safetensors.part");
         long kept = Files.size(part);
-        assertEquals(120_000, kept, "every byte the server sent before dropping is kept");
+        // The fake CDN aborts the connection after writing 120,000 bytes; bytes still in its socket buffer may be lost
+        // with the reset, so the client keeps what actually arrived: some, at most all of them.
+        assertTrue(kept > 0 && kept <= 120_000, "bytes kept in the .part file: " + kept);
         assertNull(Manifest.read(modelDir()), "not complete");
         assertThrows(IllegalArgumentException.class, () -> store(null, 0).resolve(REPO));
 
@@ -116,9 +118,9 @@ class HubPullTest {
         assertEquals(2, cdn.size());
         assertNull(cdn.get(0).range());
         assertEquals(120_000, cdn.get(0).bytesServed());
-        assertEquals("bytes=120000-", cdn.get(1).range());
+        assertEquals("bytes=" + kept + "-", cdn.get(1).range(), "resumes exactly where the kept bytes end");
         assertEquals(206, cdn.get(1).status());
-        assertEquals(WEIGHTS.length - 120_000, cdn.get(1).bytesServed(), "only the missing bytes were sent again");
+        assertEquals(WEIGHTS.length - kept, cdn.get(1).bytesServed(), "only the missing bytes were sent again");
         assertArrayEquals(WEIGHTS, Files.readAllBytes(main.resolve("model.safetensors")));
         assertFalse(Files.exists(part));
     }
@@ -131,8 +133,10 @@ class HubPullTest {
 
         List<FakeHub.Request> cdn = hub.cdnRequests();
         assertEquals(2, cdn.size());
-        assertEquals("bytes=50000-", cdn.get(1).range());
-        assertEquals(WEIGHTS.length, cdn.get(0).bytesServed() + cdn.get(1).bytesServed());
+        // a reset may discard some of the 50,000 bytes in flight: the retry must start where the kept bytes end
+        long resumedAt = rangeStart(cdn.get(1).range());
+        assertTrue(resumedAt > 0 && resumedAt <= 50_000, "resumed at " + resumedAt);
+        assertEquals(WEIGHTS.length - resumedAt, cdn.get(1).bytesServed());
         assertArrayEquals(WEIGHTS, Files.readAllBytes(main.resolve("model.safetensors")));
     }
 
@@ -145,7 +149,8 @@ class HubPullTest {
         Path main = store(null, 0).pull(REPO, ProgressListener.SILENT);
 
         FakeHub.Request second = hub.cdnRequests().get(1);
-        assertEquals("bytes=100000-", second.range());
+        long askedFrom = rangeStart(second.range());
+        assertTrue(askedFrom > 0 && askedFrom <= 100_000, "asked from " + askedFrom);
         assertEquals(200, second.status());
         assertEquals(WEIGHTS.length, second.bytesServed());
         assertArrayEquals(WEIGHTS, Files.readAllBytes(main.resolve("model.safetensors")),
@@ -243,5 +248,12 @@ class HubPullTest {
         byte[] bytes = new byte[n];
         new Random(seed).nextBytes(bytes);
         return bytes;
+    }
+
+    /** N of a {@code bytes=N-} Range header. */
+    private static long rangeStart(String range) {
+        assertNotNull(range, "a Range header was sent");
+        assertTrue(range.startsWith("bytes=") && range.endsWith("-"), range);
+        return Long.parseLong(range.substring(6, range.length() - 1));
     }
 }
