@@ -33,6 +33,10 @@ public final class ChatCommand implements Callable<Integer> {
     @Option(names = "--system", description = "Initial system message.")
     String system;
 
+    @Option(names = "--image", description = "Ask about this image (--model must be an xllm training checkpoint "
+            + "with an image interface); change it with /image FILE.")
+    java.nio.file.Path image;
+
     /** Reads one user turn (with continuations), or null at end of input. */
     interface TurnReader {
         String read() throws Exception;
@@ -41,16 +45,24 @@ public final class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        java.nio.file.Path resolved = ModelStore.defaultStore().resolve(modelOption.model);
+        boolean imageMode = xllm.model.ImageChat.isCheckpoint(resolved);
+        if (image != null && !imageMode) {
+            throw new IllegalArgumentException("--image needs --model <training checkpoint dir>; " + resolved + " is not one");
+        }
         try (NDManager manager = NDManager.newBaseManager();
-             LanguageModel lm = modelOption.open(manager)) {
-            ChatSession session = new ChatSession(lm, sampling.toOptions(), out, system);
+             AutoCloseable owned = imageMode ? xllm.model.ImageChat.open(resolved, manager) : modelOption.open(manager)) {
+            ChatSession session = imageMode
+                    ? new ChatSession(null, (xllm.model.ImageChat) owned, image, sampling.toOptions(), out, system)
+                    : new ChatSession((LanguageModel) owned, sampling.toOptions(), out, system);
+            String name = resolved.getFileName().toString();
             if (System.console() != null) {
                 try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {
                     var history = ModelStore.defaultStore().home().resolve("chat_history");
                     Files.createDirectories(history.getParent());
                     LineReader reader = LineReaderBuilder.builder().terminal(terminal)
                             .variable(LineReader.HISTORY_FILE, history).build();
-                    out.println("xllm chat with " + lm.source().getFileName() + " — /help for commands, Ctrl-D to quit");
+                    out.println("xllm chat with " + name + " — /help for commands, Ctrl-D to quit");
                     run(session, () -> readTurn(prompt -> {
                         try {
                             return reader.readLine(prompt);

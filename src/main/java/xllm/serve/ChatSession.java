@@ -17,20 +17,31 @@ final class ChatSession {
 
     static final String HELP = """
             Commands:
+              /image FILE    ask about this image from now on (needs a training checkpoint as --model)
               /system TEXT   set the system message (and start a new conversation)
               /reset         forget the conversation (keeps the system message)
               /help          this text
               /exit          quit (Ctrl-D too)
             A line ending in \\ continues on the next line; a line with only \"\"\" starts or ends a block.""";
 
-    private final LanguageModel model;
+    private final LanguageModel model;          // text chat, or null in image mode
+    private final xllm.model.ImageChat imageChat; // image mode: a trained image interface, or null
+    private java.nio.file.Path image;
     private final Generator.Options options;
     private final PrintStream out;
     private final List<ChatTemplate.Message> history = new ArrayList<>();
     private String system;
 
     ChatSession(LanguageModel model, Generator.Options options, PrintStream out, String system) {
+        this(model, null, null, options, out, system);
+    }
+
+    /** Image mode: each turn asks {@code imageChat} about the current image (the paper's single-turn template). */
+    ChatSession(LanguageModel model, xllm.model.ImageChat imageChat, java.nio.file.Path image, Generator.Options options,
+                PrintStream out, String system) {
         this.model = model;
+        this.imageChat = imageChat;
+        this.image = image;
         this.options = options;
         this.out = out;
         this.system = system;
@@ -45,6 +56,20 @@ final class ChatSession {
         String text = input.strip();
         if (text.isEmpty()) return true;
         if (text.startsWith("/")) return command(text);
+        if (imageChat != null) {
+            if (image == null) {
+                out.println("(no image yet: /image FILE)");
+                return true;
+            }
+            try {
+                imageChat.answer(image, input, options, (row, delta) -> out.print(delta));
+            } catch (java.io.IOException e) {
+                out.print("error: " + e.getMessage());
+            }
+            out.println();
+            out.flush();
+            return true;
+        }
         history.add(new ChatTemplate.Message("user", input));
         List<ChatTemplate.Message> messages = new ArrayList<>();
         if (system != null) messages.add(new ChatTemplate.Message("system", system));
@@ -74,6 +99,16 @@ final class ChatSession {
                 out.println(system == null ? "(system message removed)" : "(system message set; conversation cleared)");
             }
             case "/help" -> out.println(HELP);
+            case "/image" -> {
+                if (imageChat == null) {
+                    out.println("(this model has no image interface: start chat with --model <training checkpoint>)");
+                } else if (parts.length < 2 || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(parts[1].strip()))) {
+                    out.println("(no such image file: " + (parts.length < 2 ? "" : parts[1]) + ")");
+                } else {
+                    image = java.nio.file.Path.of(parts[1].strip());
+                    out.println("(image: " + image + ")");
+                }
+            }
             default -> out.println("unknown command " + parts[0] + " — /help lists them");
         }
         return true;

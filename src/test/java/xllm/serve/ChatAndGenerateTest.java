@@ -40,6 +40,31 @@ class ChatAndGenerateTest {
     }
 
     @Test
+    void chatAndGenerateAnswerAboutImagesWithATrainedCheckpoint(@org.junit.jupiter.api.io.TempDir java.nio.file.Path run)
+            throws Exception {
+        CliProcess trained = CliProcess.run("", "train", "recipes/tiny-overfit.yaml", "output=" + run, "steps=12");
+        assertEquals(0, trained.exitCode(), trained.stderr());
+        String checkpoint = run.resolve("checkpoints/step-000012").toString();
+        String script = String.join("\n", "What colour is this picture?", "/image no-such.png",
+                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/exit", "");
+        CliProcess chat = CliProcess.run(script, "chat", "--model", checkpoint, "--temperature", "0", "--max-tokens", "4");
+        assertEquals(0, chat.exitCode(), chat.stderr());
+        List<String> lines = chat.stdout().lines().toList();
+        assertEquals("(no image yet: /image FILE)", lines.get(0));
+        assertTrue(lines.get(1).startsWith("(no such image file"), lines.get(1));
+        assertEquals("(image: data/tiny-overfit/red.png)", lines.get(2));
+        assertEquals(4, lines.size(), "one answer line after the image is set: " + lines);
+
+        CliProcess generate = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png",
+                "--prompt", "What colour is this picture?", "--temperature", "0", "--max-tokens", "4");
+        assertEquals(0, generate.exitCode(), generate.stderr());
+        assertEquals(lines.get(3).strip(), generate.stdout().strip(), "chat and generate build the same prompt");
+        CliProcess notACheckpoint = CliProcess.run("", "generate", "--image", "data/tiny-overfit/red.png", "--prompt", "x");
+        assertNotEquals(0, notACheckpoint.exitCode());
+        assertTrue(notACheckpoint.stderr().contains("training checkpoint"), notACheckpoint.stderr());
+    }
+
+    @Test
     void unknownModelFailsWithThePullCommand() throws Exception {
         CliProcess result = CliProcess.run("", "generate", "--model", "no-such-model", "--prompt", "hi");
         assertNotEquals(0, result.exitCode());
