@@ -20,15 +20,38 @@ import java.util.concurrent.Callable;
         subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class, BenchCommand.Vision.class})
 public final class BenchCommand implements Runnable {
 
+    /** xllm and its peer both use every core. */
+    static final int THREADS = Runtime.getRuntime().availableProcessors();
+
     @Override
     public void run() {
         picocli.CommandLine.usage(this, System.out);
     }
 
+    /** The flags every benchmark shares, and how a report is printed and saved. */
+    static final class ReportOptions {
+        @Option(names = "--no-peer", description = "Skip the reference peer (reported as not run).") boolean noPeer;
+        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+
+        interface Benchmark {
+            BenchmarkReport run(NDManager manager) throws Exception;
+        }
+
+        int run(Benchmark benchmark) throws Exception {
+            BenchmarkReport report;
+            try (NDManager manager = NDManager.newBaseManager()) {
+                report = benchmark.run(manager);
+            }
+            report.printTable(System.out);
+            if (json != null) report.writeJson(json);
+            return 0;
+        }
+    }
+
     @Command(name = "llm", mixinStandardHelpOptions = true,
             description = {"Prefill tok/s, decode tok/s and peak RSS of the fp32 decoder beside HF transformers "
                     + "(tools/reference/bench_hf_generate.py): same GGUF, prompt ids, greedy decoding, token counts.",
-                    "Set the thread count of both with --threads (default: all cores)."})
+                    "Both use all cores."})
     static final class Llm implements Callable<Integer> {
         @Option(names = {"-m", "--model"}, defaultValue = ModelOption.DEFAULT_MODEL,
                 description = "GGUF model name or path (default ${DEFAULT-VALUE}).")
@@ -36,21 +59,13 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--prompt-tokens", defaultValue = "64") int promptTokens;
         @Option(names = "--new-tokens", defaultValue = "64") int newTokens;
         @Option(names = "--repeats", defaultValue = "3") int repeats;
-        @Option(names = "--no-peer", description = "Skip transformers (reported as not run).") boolean noPeer;
-        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+        @Mixin ReportOptions output;
 
         @Override
         public Integer call() throws Exception {
             Path path = ModelStore.defaultStore().resolve(model);
-            int threads = Runtime.getRuntime().availableProcessors();
-            BenchmarkReport report;
-            try (NDManager manager = NDManager.newBaseManager()) {
-                report = LlmBenchmark.run(new LlmBenchmark.Config(path, promptTokens, newTokens, repeats, threads, !noPeer),
-                        manager);
-            }
-            report.printTable(System.out);
-            if (json != null) report.writeJson(json);
-            return 0;
+            return output.run(manager -> LlmBenchmark.run(new LlmBenchmark.Config(path, promptTokens, newTokens, repeats,
+                    THREADS, !output.noPeer), manager));
         }
     }
 
@@ -65,20 +80,13 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--batch", defaultValue = "4") int batch;
         @Option(names = "--warmup", defaultValue = "3") int warmup;
         @Option(names = "--steps", defaultValue = "10") int steps;
-        @Option(names = "--no-peer", description = "Skip PyTorch (reported as not run).") boolean noPeer;
-        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+        @Mixin ReportOptions output;
 
         @Override
         public Integer call() throws Exception {
             Path path = ModelStore.defaultStore().resolve(model);
-            int threads = Runtime.getRuntime().availableProcessors();
-            BenchmarkReport report;
-            try (NDManager manager = NDManager.newBaseManager()) {
-                report = TrainBenchmark.run(new TrainBenchmark.Config(path, batch, warmup, steps, threads, !noPeer), manager);
-            }
-            report.printTable(System.out);
-            if (json != null) report.writeJson(json);
-            return 0;
+            return output.run(manager -> TrainBenchmark.run(new TrainBenchmark.Config(path, batch, warmup, steps, THREADS,
+                    !output.noPeer), manager));
         }
     }
 
@@ -87,27 +95,20 @@ public final class BenchCommand implements Runnable {
                     + "followed by a random \"demo\" Q-Former (hidden 384, 4 layers, 32 queries), fp32 inference, beside "
                     + "PyTorch eager (tools/reference/bench_vision.py: efficientnet-lite-pytorch + transformers' "
                     + "Blip2QFormerModel): encoder, Q-Former and combined medians, peak RSS.",
-                    "Needs the weights: xllm pull efficientnet-lite0."})
+                    "Needs the weights: ./xllm models pull efficientnet-lite0."})
     static final class Vision implements Callable<Integer> {
         @Option(names = "--weights", defaultValue = "efficientnet-lite0",
                 description = "EfficientNet-Lite0 .pth name or path (default ${DEFAULT-VALUE}).")
         String weights;
         @Option(names = "--batch", defaultValue = "32") int batch;
         @Option(names = "--repeats", defaultValue = "3") int repeats;
-        @Option(names = "--no-peer", description = "Skip PyTorch (reported as not run).") boolean noPeer;
-        @Option(names = "--json", description = "Also write the JSON report here.") Path json;
+        @Mixin ReportOptions output;
 
         @Override
         public Integer call() throws Exception {
             Path path = ModelStore.defaultStore().resolve(weights);
-            int threads = Runtime.getRuntime().availableProcessors();
-            BenchmarkReport report;
-            try (NDManager manager = NDManager.newBaseManager()) {
-                report = VisionBenchmark.run(new VisionBenchmark.Config(path, batch, repeats, threads, !noPeer), manager);
-            }
-            report.printTable(System.out);
-            if (json != null) report.writeJson(json);
-            return 0;
+            return output.run(manager -> VisionBenchmark.run(new VisionBenchmark.Config(path, batch, repeats, THREADS,
+                    !output.noPeer), manager));
         }
     }
 }
