@@ -27,11 +27,23 @@ public final class LanguageModel implements AutoCloseable {
     }
 
     public static LanguageModel open(Path path, NDManager manager) throws IOException {
-        Tokenizer tokenizer = Tokenizer.load(path);
+        if (java.nio.file.Files.isRegularFile(path) && path.getFileName().toString().endsWith(".gguf")) {
+            // one parse of the GGUF header (tens of thousands of vocabulary and merge strings) for both parts
+            try (xllm.tensor.gguf.GgufFile gguf = xllm.tensor.gguf.GgufFile.open(path)) {
+                Tokenizer tokenizer = Tokenizer.fromGguf(gguf);
+                return withTokenizer(path, tokenizer, () -> LlamaLoader.loadGguf(gguf, manager));
+            }
+        }
+        return withTokenizer(path, Tokenizer.load(path), () -> LlamaLoader.load(path, manager));
+    }
+
+    private interface ModelLoader {
+        LlamaModel load() throws IOException;
+    }
+
+    private static LanguageModel withTokenizer(Path path, Tokenizer tokenizer, ModelLoader loader) throws IOException {
         try {
-            LlamaModel model = LlamaLoader.load(path, manager);
-            if (model.config().vocabSize() < 1) throw new IOException(path + ": empty vocabulary");
-            return new LanguageModel(path, model, tokenizer);
+            return new LanguageModel(path, loader.load(), tokenizer);
         } catch (IOException | RuntimeException e) {
             tokenizer.close();
             throw e;

@@ -104,21 +104,27 @@ public final class LlamaLoader {
 
     public static LlamaModel loadGguf(Path file, NDManager parent) throws IOException {
         try (GgufFile gguf = GgufFile.open(file)) {
-            LlamaConfig config = configFromGguf(gguf);
-            Source source = new Source() {
-                public Path path() { return file; }
-                public Set<String> names() {
-                    Set<String> names = new HashSet<>();
-                    for (GgufTensorInfo t : gguf.tensors()) names.add(t.name());
-                    return names;
-                }
-                public long[] shape(String name) { return gguf.tensor(name).shape(); }
-                public float[] floats(String name) { return gguf.dequantize(name); }
-                public void close() {}
-            };
-            // llama.cpp's converter permutes the rows of Wq/Wk of "llama" checkpoints for its interleaved RoPE.
-            return build(config, source, GGUF, config.modelType().equals("llama"), parent);
+            return loadGguf(gguf, parent);
         }
+    }
+
+    /** From an already opened GGUF (so callers that also read its tokenizer parse the header once). */
+    public static LlamaModel loadGguf(GgufFile gguf, NDManager parent) throws IOException {
+        Path file = gguf.path();
+        LlamaConfig config = configFromGguf(gguf);
+        Source source = new Source() {
+            public Path path() { return file; }
+            public Set<String> names() {
+                Set<String> names = new HashSet<>();
+                for (GgufTensorInfo t : gguf.tensors()) names.add(t.name());
+                return names;
+            }
+            public long[] shape(String name) { return gguf.tensor(name).shape(); }
+            public float[] floats(String name) { return gguf.dequantize(name); }
+            public void close() {}
+        };
+        // llama.cpp's converter permutes the rows of Wq/Wk of "llama" checkpoints for its interleaved RoPE.
+        return build(config, source, GGUF, config.modelType().equals("llama"), parent);
     }
 
     static LlamaConfig configFromGguf(GgufFile gguf) throws IOException {

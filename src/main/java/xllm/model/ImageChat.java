@@ -5,20 +5,18 @@ import ai.djl.ndarray.NDManager;
 import xllm.hub.ModelStore;
 import xllm.llm.Generator;
 import xllm.llm.LanguageModel;
-import xllm.tensor.HostTensor;
 import xllm.train.Checkpoint;
 import xllm.train.StageConfig;
+import xllm.train.StageRunner;
 import xllm.train.TrainableParameter;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Answers questions about an image with a trained image interface: opens a training checkpoint (its recipe names
@@ -29,14 +27,12 @@ public final class ImageChat implements AutoCloseable {
 
     private final LanguageModel llm;
     private final ImageInterface image;
-    private final long[] imageOpen;
-    private final long[] imageClose;
+    private final ImagePrompt template;
 
     private ImageChat(LanguageModel llm, ImageInterface image) {
         this.llm = llm;
         this.image = image;
-        this.imageOpen = llm.tokenizer().encode("<Image>");
-        this.imageClose = llm.tokenizer().encode("</Image>");
+        this.template = new ImagePrompt(llm.tokenizer());
     }
 
     public static boolean isCheckpoint(Path path) {
@@ -61,17 +57,7 @@ public final class ImageChat implements AutoCloseable {
             ImageInterface image = StageAssembly.imageInterface(config, llm.model().config().hiddenSize(), manager);
             Map<String, TrainableParameter> byName = new HashMap<>();
             for (TrainableParameter p : image.parameters()) byName.put(p.name(), p);
-            for (Map.Entry<String, HostTensor> entry : checkpoint.model().entrySet()) {
-                TrainableParameter target = byName.get(entry.getKey());
-                if (target == null || !Arrays.equals(entry.getValue().shape(), target.value().getShape().getShape())) {
-                    throw new IOException(checkpointDir.resolve(Checkpoint.MODEL) + ": tensor '" + entry.getKey()
-                            + "' does not fit the interface the recipe describes");
-                }
-                float[] values = entry.getValue().toFloats();
-                ByteBuffer bytes = ByteBuffer.allocateDirect(values.length * 4).order(ByteOrder.nativeOrder());
-                bytes.asFloatBuffer().put(values);
-                target.value().set(bytes);
-            }
+            StageRunner.assign(byName, checkpoint.model(), Map.of(), checkpointDir.resolve(Checkpoint.MODEL), Set.of());
             return new ImageChat(llm, image);
         } catch (IOException | RuntimeException e) {
             llm.close();
@@ -86,16 +72,12 @@ public final class ImageChat implements AutoCloseable {
         try (NDManager scope = llm.model().manager().newSubManager()) {
             NDArray features = image.encode(scope.create(pixels, ImageInstructionTask.batchShape(1, image.inputShape())));
             NDArray vectors = image.adapt(features).get(0);                               // (Q, D)
-            long[] question_ids = llm.tokenizer().encode(ImageInstructionTask.questionText(question));
-            long[] after = new long[imageClose.length + question_ids.length];
-            System.arraycopy(imageClose, 0, after, 0, imageClose.length);
-            System.arraycopy(question_ids, 0, after, imageClose.length, question_ids.length);
-            PromptBatch prompt = PromptBatch.build(llm.model(), List.of(List.of(Segment.Text.prompt(imageOpen),
+            long[] before = template.beforeImage();
+            long[] after = template.afterImage(question);
+            PromptBatch prompt = PromptBatch.build(llm.model(), List.of(List.of(Segment.Text.prompt(before),
                     new Segment.Embeddings(vectors), Segment.Text.prompt(after))), PromptBatch.Padding.LEFT, scope);
-            long[] textIds = new long[imageOpen.length + after.length];
-            System.arraycopy(imageOpen, 0, textIds, 0, imageOpen.length);
-            System.arraycopy(after, 0, textIds, imageOpen.length, after.length);
-            return llm.generator().generateFromEmbeddings(prompt.embeddings(), prompt.valid(), List.of(textIds),
+            return llm.generator().generateFromEmbeddings(prompt.embeddings(), prompt.valid(),
+                    List.of(ImagePrompt.concat(before, after)),
                     options, listener).get(0);
         }
     }

@@ -33,8 +33,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     private final List<ConversationSample> train;
     private final List<ConversationSample> eval;
     private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
-    private final long[] imageOpen;
-    private final long[] imageClose;
+    private final ImagePrompt template;
 
     public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval) {
@@ -49,8 +48,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         this.imageInterface = imageInterface;
         this.train = train;
         this.eval = eval;
-        this.imageOpen = llm.tokenizer().encode("<Image>");
-        this.imageClose = llm.tokenizer().encode("</Image>");
+        this.template = new ImagePrompt(llm.tokenizer());
         for (ConversationSample s : train) {
             if (s.image() == null) throw new IllegalArgumentException("sample '" + s.id() + "' has no image");
         }
@@ -100,11 +98,6 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return eval;
     }
 
-    /** Text after the image: the paper's question template. */
-    public static String questionText(String question) {
-        return "Question: " + question + "\n Answer:";
-    }
-
     @Override
     public Batch prepare(List<ConversationSample> samples, boolean training, long seed) throws IOException {
         float[][] inputs = new float[samples.size()][];
@@ -118,13 +111,8 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
             } else {
                 inputs[i] = imageInterface.preprocess(s.image());
             }
-            before.add(imageOpen);
-            long[] close = imageClose;
-            long[] question = llm.tokenizer().encode(questionText(s.question()));
-            long[] tail = new long[close.length + question.length];
-            System.arraycopy(close, 0, tail, 0, close.length);
-            System.arraycopy(question, 0, tail, close.length, question.length);
-            after.add(tail);
+            before.add(template.beforeImage());
+            after.add(template.afterImage(s.question()));
             long[] answer = llm.tokenizer().encode(" " + s.answer());
             if (eos >= 0) {
                 answer = java.util.Arrays.copyOf(answer, answer.length + 1);

@@ -264,8 +264,11 @@ public final class StageRunner {
         }
     }
 
-    /** Copies checkpoint tensors into parameters; names must exist and shapes must match (strict). */
-    private static void assign(Map<String, TrainableParameter> parameters, Map<String, HostTensor> tensors,
+    /**
+     * Copies checkpoint tensors into parameters (names after {@code rename} prefixes); every tensor must match a
+     * parameter by name and shape, and every name in {@code required} must be present (strict, as STYLE.md asks).
+     */
+    public static void assign(Map<String, TrainableParameter> parameters, Map<String, HostTensor> tensors,
                                Map<String, String> rename, Path source, Set<String> required) throws IOException {
         Set<String> seen = new HashSet<>();
         for (var entry : tensors.entrySet()) {
