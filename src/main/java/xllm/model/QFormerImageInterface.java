@@ -39,11 +39,11 @@ public final class QFormerImageInterface implements ImageInterface {
         this.adapter = adapter;
     }
 
-    /** Q-Former sizes by recipe size: tiny for tests, demo for 2 CPU cores (MiniLM width), full = paper (BERT-base). */
+    /** Q-Former sizes by recipe size: tiny for tests, demo = the shape of all-MiniLM-L6-v2 (so it can start from it), full = paper (BERT-base). */
     public static QFormerConfig qformerConfig(String size) {
         return switch (size) {
             case "tiny" -> new QFormerConfig(64, 2, 4, 128, 2, EfficientNetLite0.FEATURE_CHANNELS, 1e-12, 8, "gelu");
-            case "demo" -> new QFormerConfig(384, 4, 6, 1536, 2, EfficientNetLite0.FEATURE_CHANNELS, 1e-12, 32, "gelu");
+            case "demo" -> new QFormerConfig(384, 6, 12, 1536, 2, EfficientNetLite0.FEATURE_CHANNELS, 1e-12, 32, "gelu");
             case "full" -> new QFormerConfig(768, 12, 12, 3072, 2, EfficientNetLite0.FEATURE_CHANNELS, 1e-12, 32, "gelu");
             default -> throw new IllegalArgumentException("unknown interface size '" + size + "'");
         };
