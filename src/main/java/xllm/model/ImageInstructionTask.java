@@ -12,6 +12,7 @@ import xllm.train.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -34,6 +35,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     private final List<ConversationSample> eval;
     private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
     private final ImagePrompt template;
+    private final java.util.Map<Path, String> contentKeys = new java.util.concurrent.ConcurrentHashMap<>();
 
     public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval) {
@@ -78,9 +80,18 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return new Shape(shape);
     }
 
-    /** Cache key: the sample id plus the image path (ids are unique per manifest, images may be shared). */
-    private static String cacheKey(ConversationSample s) {
-        return s.image().toAbsolutePath().normalize().toString();
+    /**
+     * Cache key: the SHA-256 of the image file's bytes, so a regenerated or edited image at the same path is encoded
+     * again instead of reading stale features (and identical images share one entry). Hashed once per path per run.
+     */
+    private String cacheKey(ConversationSample s) throws IOException {
+        Path image = s.image().toAbsolutePath().normalize();
+        String key = contentKeys.get(image);
+        if (key == null) {
+            key = "sha256:" + xllm.train.CheckpointStore.sha256(image);
+            contentKeys.put(image, key);
+        }
+        return key;
     }
 
     @Override

@@ -148,6 +148,39 @@ class StageRunnerTest {
     }
 
     @Test
+    void anImageRewrittenAtTheSamePathIsEncodedAgain(@TempDir Path root) throws Exception {
+        Path data = root.resolve("data");
+        Files.createDirectories(data);
+        try (var files = Files.list(Path.of("data/tiny-overfit"))) {
+            for (Path f : files.toList()) Files.copy(f, data.resolve(f.getFileName()));
+        }
+        Path run = root.resolve("run");
+        StageConfig config = recipe(run, "steps=1", "featureCache=true", "data.train=" + data.resolve("train.jsonl"));
+        try (NDManager manager = NDManager.newBaseManager()) {
+            try (TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+                assertEquals(0, ((ImageInstructionTask) task).fillCache(manager), "filled while assembling");
+            }
+            // same path, new pixels (red.png now holds the blue image): a path-keyed cache would serve red features
+            Files.copy(data.resolve("blue.png"), data.resolve("red.png"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            try (TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+                assertEquals(0, ((ImageInstructionTask) task).fillCache(manager), "blue's features were already cached");
+            }
+            java.awt.image.BufferedImage grey = new java.awt.image.BufferedImage(32, 32, java.awt.image.BufferedImage.TYPE_INT_RGB);
+            javax.imageio.ImageIO.write(grey, "png", data.resolve("green.png").toFile());
+            try (TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+                assertEquals(0, ((ImageInstructionTask) task).fillCache(manager), "filled while assembling");
+            }
+        }
+        Path cacheDir;
+        try (var dirs = Files.list(run.resolve("feature-cache"))) {
+            cacheDir = dirs.findFirst().orElseThrow();
+        }
+        var samples = new com.fasterxml.jackson.databind.ObjectMapper().readTree(cacheDir.resolve(FeatureCache.INDEX).toFile())
+                .get("samples");
+        assertEquals(5, samples.size(), "4 original images + the new grey one, keyed by content: " + samples);
+    }
+
+    @Test
     void nonFiniteLossStopsTheRunNamingTheLastGoodCheckpoint(@TempDir Path run) {
         StageConfig config = recipe(run, "steps=30", "checkpointEvery=2", "optimizer.maxGradNorm=0",
                 "schedule={type: warmup-cosine, initLr: 1.0e+30, warmupSteps: 0}");
