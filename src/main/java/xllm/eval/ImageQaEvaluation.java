@@ -2,6 +2,7 @@ package xllm.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
 import xllm.model.ImageChat;
 
@@ -17,7 +18,8 @@ import java.util.TreeMap;
 /**
  * Exact-match accuracy of image question answering on a manifest (synthetic scenes carry a "task" field: caption,
  * describe, colour, shape, count, position): greedy answers, normalised (case, surrounding punctuation and spaces),
- * compared with the reference answer; a per-task table plus the overall figure.
+ * compared with the reference answer; a per-task table plus the overall figure, and for scene descriptions an
+ * attribute-by-attribute score (colour, shape, count, all three).
  */
 public final class ImageQaEvaluation {
 
@@ -53,15 +55,58 @@ public final class ImageQaEvaluation {
             c[1]++;
             done++;
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());
+            String kind = node.path("task").asText();
+            if ((kind.equals("caption") || kind.equals("describe")) && node.has("attributes")) {
+                scoreAttributes(node.get("attributes"), answer, counts);
+            }
         }
         Map<String, Score> scores = new TreeMap<>();
         int correct = 0, total = 0;
         for (var e : counts.entrySet()) {
             scores.put(e.getKey(), new Score(e.getValue()[0], e.getValue()[1]));
+            if (e.getKey().startsWith("attributes/")) continue; // a second view of the caption/describe rows
             correct += e.getValue()[0];
             total += e.getValue()[1];
         }
         scores.put("overall", new Score(correct, total));
         return scores;
+    }
+
+    private static final String[] COUNT_WORDS_ENGLISH = {"zero", "one", "two", "three", "four"};
+    private static final String[] COUNT_WORDS_CHINESE = {"零个", "一个", "两个", "三个", "四个"};
+
+    /**
+     * Scores a scene description ("Two red circles." / "两个红色的圆形。") attribute by attribute against the
+     * scene's {@code attributes}: an attribute is right when the answer names the true value and no other value of
+     * that attribute. Adds rows {@code attributes/colour|shape|count|all} (all = the three right together: the
+     * held-out attribute accuracy of the image alignment goal).
+     */
+    static void scoreAttributes(JsonNode attributes, String answer, Map<String, int[]> counts) {
+        String text = " " + answer.toLowerCase(java.util.Locale.ROOT).replaceAll("[^\\p{L}\\p{N}]+", " ") + " ";
+        java.util.Set<String> colours = new java.util.HashSet<>(), shapes = new java.util.HashSet<>(), numbers = new java.util.HashSet<>();
+        for (SyntheticScenes.Colour c : SyntheticScenes.Colour.values()) {
+            if (text.contains(" " + c.english + " ") || answer.contains(c.chinese)) colours.add(c.english);
+        }
+        for (SyntheticScenes.ShapeKind k : SyntheticScenes.ShapeKind.values()) {
+            if (text.contains(" " + k.english + " ") || text.contains(" " + k.plural + " ") || answer.contains(k.chinese)) {
+                shapes.add(k.english);
+            }
+        }
+        for (int n = 0; n < COUNT_WORDS_ENGLISH.length; n++) {
+            if (text.contains(" " + COUNT_WORDS_ENGLISH[n] + " ") || answer.contains(COUNT_WORDS_CHINESE[n])) numbers.add(String.valueOf(n));
+        }
+        boolean colour = colours.equals(java.util.Set.of(attributes.path("colour").asText()));
+        boolean shape = shapes.equals(java.util.Set.of(attributes.path("shape").asText()));
+        boolean count = numbers.equals(java.util.Set.of(String.valueOf(attributes.path("count").asInt())));
+        add(counts, "attributes/colour", colour);
+        add(counts, "attributes/shape", shape);
+        add(counts, "attributes/count", count);
+        add(counts, "attributes/all", colour && shape && count);
+    }
+
+    private static void add(Map<String, int[]> counts, String row, boolean right) {
+        int[] c = counts.computeIfAbsent(row, k -> new int[2]);
+        c[0] += right ? 1 : 0;
+        c[1]++;
     }
 }
