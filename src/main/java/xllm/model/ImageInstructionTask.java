@@ -56,21 +56,41 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         }
     }
 
-    /** Runs the frozen encoder over every sample missing from the cache; returns how many were computed. */
+    /** Images encoded per forward pass while filling the cache. */
+    static final int CACHE_FILL_BATCH = 16;
+
+    /**
+     * Runs the frozen encoder over every image missing from the cache, in batches (pixels decoded in parallel),
+     * with a progress bar on stderr; returns how many were computed.
+     */
     public int fillCache(NDManager manager) throws IOException {
         List<ConversationSample> all = new ArrayList<>(train);
         all.addAll(eval);
-        java.util.Map<String, ConversationSample> byId = new java.util.LinkedHashMap<>();
-        for (ConversationSample s : all) byId.put(cacheKey(s), s);
-        long[] shape = imageInterface.featureShape();
-        return cache.fill(new ArrayList<>(byId.keySet()), key -> {
+        java.util.Map<String, ConversationSample> byKey = new java.util.LinkedHashMap<>();
+        for (ConversationSample s : all) byKey.put(cacheKey(s), s);
+        int missing = 0;
+        for (String key : byKey.keySet()) if (!cache.contains(key)) missing++;
+        xllm.train.ProgressBar progress = missing == 0 ? null : xllm.train.ProgressBar.stderr(missing, "image");
+        return cache.fill(new ArrayList<>(byKey.keySet()), keys -> {
+            float[][] pixels = keys.parallelStream().map(key -> {
+                try {
+                    return imageInterface.preprocess(byKey.get(key).image());
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }).toArray(float[][]::new);
+            int width = pixels[0].length;
+            float[] flat = new float[pixels.length * width];
+            for (int i = 0; i < pixels.length; i++) System.arraycopy(pixels[i], 0, flat, i * width, width);
             try (NDManager scope = manager.newSubManager()) {
-                float[] pixels = imageInterface.preprocess(byId.get(key).image());
-                return imageInterface.encode(scope.create(pixels, batchShape(1, imageInterface.inputShape()))).toFloatArray();
-            } catch (IOException e) {
-                throw new java.io.UncheckedIOException(e);
+                NDArray features = imageInterface.encode(scope.create(flat, batchShape(pixels.length, imageInterface.inputShape())));
+                float[] values = features.toFloatArray();
+                int per = values.length / pixels.length;
+                List<float[]> out = new ArrayList<>(pixels.length);
+                for (int i = 0; i < pixels.length; i++) out.add(java.util.Arrays.copyOfRange(values, i * per, (i + 1) * per));
+                return out;
             }
-        }, shape);
+        }, imageInterface.featureShape(), CACHE_FILL_BATCH, progress);
     }
 
     static Shape batchShape(int batch, long[] item) {

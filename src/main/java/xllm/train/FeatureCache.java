@@ -435,17 +435,39 @@ public final class FeatureCache implements AutoCloseable {
      *
      * @return how many samples were computed
      */
-    public synchronized int fill(List<String> sampleIds, Function<String, float[]> compute, long[] shape) throws IOException {
-        int computed = 0;
-        for (String id : sampleIds) {
-            if (contains(id)) continue;
-            float[] values = compute.apply(id);
-            if (values == null) throw new IllegalArgumentException("sample '" + id + "': the encoder returned null");
-            put(id, values, shape);
-            computed++;
+    public int fill(List<String> sampleIds, Function<String, float[]> compute, long[] shape) throws IOException {
+        return fill(sampleIds, ids -> ids.stream().map(compute).toList(), shape, 1, null);
+    }
+
+    /**
+     * Computes the ids not yet cached in batches of {@code batchSize} ({@code computeBatch} returns one value array
+     * per id, in order), puts them, reports progress (one unit per sample) and flushes at the end.
+     *
+     * @return how many samples were computed
+     */
+    public int fill(List<String> sampleIds, Function<List<String>, List<float[]>> computeBatch, long[] shape,
+                    int batchSize, ProgressBar progress) throws IOException {
+        List<String> missing = new ArrayList<>(new java.util.LinkedHashSet<>(sampleIds));
+        synchronized (this) {
+            missing.removeIf(this::contains);
+        }
+        if (progress != null) progress.start(0);
+        for (int from = 0; from < missing.size(); from += batchSize) {
+            List<String> ids = missing.subList(from, Math.min(missing.size(), from + batchSize));
+            List<float[]> values = computeBatch.apply(ids);
+            if (values == null || values.size() != ids.size()) {
+                throw new IllegalArgumentException("encoder returned " + (values == null ? "null" : values.size() + " results")
+                        + " for " + ids.size() + " samples starting at '" + ids.get(0) + "'");
+            }
+            for (int i = 0; i < ids.size(); i++) {
+                if (values.get(i) == null) throw new IllegalArgumentException("sample '" + ids.get(i) + "': the encoder returned null");
+                put(ids.get(i), values.get(i), shape);
+            }
+            if (progress != null) progress.update(from + ids.size(), Double.NaN, Double.NaN, ids.size());
         }
         flush();
-        return computed;
+        if (progress != null) progress.finish();
+        return missing.size();
     }
 
     private void ensureOpen() {

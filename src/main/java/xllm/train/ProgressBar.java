@@ -25,6 +25,7 @@ public final class ProgressBar {
     private final boolean terminal;
     private final LongSupplier nanoTime;
     private final long logEveryNanos;
+    private final String unit;                    // what is counted: "step", "image", ...
 
     private long lastStep = -1;
     private long lastNanos;
@@ -44,6 +45,13 @@ public final class ProgressBar {
      * @param logEverySeconds seconds between plain lines when not on a terminal
      */
     public ProgressBar(long totalSteps, PrintStream out, boolean terminal, LongSupplier nanoTime, double logEverySeconds) {
+        this(totalSteps, "step", out, terminal, nanoTime, logEverySeconds);
+    }
+
+    /** As above, counting {@code unit}s ("image", "utterance") instead of training steps. */
+    public ProgressBar(long totalSteps, String unit, PrintStream out, boolean terminal, LongSupplier nanoTime,
+                       double logEverySeconds) {
+        this.unit = unit;
         this.totalSteps = totalSteps;
         this.out = out;
         this.terminal = terminal;
@@ -53,8 +61,13 @@ public final class ProgressBar {
 
     /** On stderr, redrawn in place when a console is attached, otherwise a line every 30 s. */
     public static ProgressBar stderr(long totalSteps) {
+        return stderr(totalSteps, "step");
+    }
+
+    /** On stderr, counting {@code unit}s; update with NaN loss and learning rate to leave those fields out. */
+    public static ProgressBar stderr(long totalSteps, String unit) {
         boolean terminal = System.console() != null && !"dumb".equals(System.getenv("TERM"));
-        return new ProgressBar(totalSteps, System.err, terminal, System::nanoTime, 30);
+        return new ProgressBar(totalSteps, unit, System.err, terminal, System::nanoTime, 30);
     }
 
     /** Marks where timing begins: step 0 for a new run, the checkpoint's step for a resumed one. */
@@ -132,13 +145,15 @@ public final class ProgressBar {
         double fraction = totalSteps > 0 ? Math.min(1.0, Math.max(0.0, (double) step / totalSteps)) : 0.0;
         int filled = (int) Math.floor(fraction * BAR_WIDTH);
         StringBuilder line = new StringBuilder();
-        line.append("step ").append(step).append('/').append(totalSteps)
+        line.append(unit).append(' ').append(step).append('/').append(totalSteps)
                 .append(" [").append("#".repeat(filled)).append("-".repeat(BAR_WIDTH - filled)).append("] ")
                 .append((int) Math.floor(fraction * 100)).append('%');
-        line.append(" loss ").append(Double.isFinite(loss) ? String.format(Locale.ROOT, "%.4f", loss) : String.valueOf(loss).toLowerCase(Locale.ROOT));
-        line.append(" lr ").append(String.format(Locale.ROOT, "%.1e", learningRate));
+        if (!Double.isNaN(learningRate)) { // counting work that is not a training step: no loss, no learning rate
+            line.append(" loss ").append(Double.isFinite(loss) ? String.format(Locale.ROOT, "%.4f", loss) : String.valueOf(loss).toLowerCase(Locale.ROOT));
+            line.append(" lr ").append(String.format(Locale.ROOT, "%.1e", learningRate));
+        }
         if (!Double.isNaN(stepSeconds) && stepSeconds > 0) {
-            line.append(' ').append(String.format(Locale.ROOT, "%.1f", samplesPerStep / stepSeconds)).append(" samples/s");
+            line.append(' ').append(String.format(Locale.ROOT, "%.1f", samplesPerStep / stepSeconds)).append(unit.equals("step") ? " samples" : " " + unit + "s").append("/s");
         }
         line.append(" ETA ").append(eta(step));
         return line.toString();

@@ -33,6 +33,15 @@ class ProgressBarTest {
     }
 
     @Test
+    void countingOtherWorkShowsItsUnitAndNoLossOrLearningRate() {
+        ProgressBar bar = new ProgressBar(100, "image", out, false, clock::get, 30);
+        bar.start(0);
+        clock.addAndGet(2 * SECOND); // 16 images in 2 s
+        bar.update(16, Double.NaN, Double.NaN, 16);
+        assertEquals("image 16/100 [###-----------------] 16% 8.0 images/s ETA 00:00:11\n", output()); // 84 / 8 per s
+    }
+
+    @Test
     void etaFollowsAMovingAverageSoOneSlowStepMovesItLittle() {
         ProgressBar bar = new ProgressBar(1000, out, false, clock::get, 0);
         bar.start(0);
