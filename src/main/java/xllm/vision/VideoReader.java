@@ -216,9 +216,10 @@ public final class VideoReader {
                 MP4Demuxer demuxer;
                 try {
                     demuxer = MP4Demuxer.createMP4Demuxer(channel);
-                } catch (RuntimeException e) {
-                    throw new IOException(file + ": corrupt or truncated MP4/MOV (cannot parse the box tree: " + e
-                            + ")", e);
+                } catch (IOException | RuntimeException e) {
+                    // JCodec reports a missing 'moov' (e.g. cut off at the end) as a bare IOException
+                    throw new IOException(file + ": corrupt or truncated MP4/MOV (cannot parse the box tree: "
+                            + e.getMessage() + ")", e);
                 }
                 if (demuxer.getMovie() == null) {
                     throw new IOException(file + ": corrupt or truncated MP4/MOV: no 'moov' box (the index)");

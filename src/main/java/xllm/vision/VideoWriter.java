@@ -1,7 +1,8 @@
 package xllm.vision;
 
 import org.jcodec.codecs.h264.H264Encoder;
-import org.jcodec.codecs.h264.encode.H264FixedRateControl;
+import org.jcodec.codecs.h264.encode.RateControl;
+import org.jcodec.codecs.h264.io.model.SliceType;
 import org.jcodec.common.Codec;
 import org.jcodec.common.MuxerTrack;
 import org.jcodec.common.VideoCodecMeta;
@@ -31,7 +32,7 @@ import java.util.List;
  * <ul>
  *   <li>{@link #mp4}: H.264 (JCodec's baseline encoder: I and P frames, CAVLC, fixed QP) in MP4. Frames are
  *       converted to limited-range BT.601 YUV 4:2:0 — what a decoder assumes for a stream without colour
- *       information — so colours read back within a few levels (measured in {@code VideoWriterTest}).</li>
+ *       information — so colours read back within ~5 levels at the default QP (measured in {@code VideoReaderTest}).</li>
  *   <li>{@link #mjpegAvi}: Motion JPEG (one baseline JPEG per frame, JDK encoder) in a minimal AVI 1.0 file written
  *       here (JCodec has no AVI muxer): RIFF 'AVI ', hdrl (avih, strl with strh + strf BITMAPINFOHEADER), movi with
  *       one {@code 00dc} chunk per frame, and an {@code idx1} index with key-frame flags.</li>
@@ -62,7 +63,7 @@ public final class VideoWriter {
         }
         GrowingChannel channel = new GrowingChannel();
         MP4Muxer muxer = MP4Muxer.createMP4MuxerToChannel(channel);
-        H264Encoder encoder = new H264Encoder(new H264FixedRateControl(qp));
+        H264Encoder encoder = new H264Encoder(new ConstantQp(qp));
         encoder.setKeyInterval(keyInterval);
         MuxerTrack track = muxer.addVideoTrack(Codec.H264,
                 VideoCodecMeta.createSimpleVideoCodecMeta(new Size(width, height), ColorSpace.YUV420));
@@ -280,6 +281,27 @@ public final class VideoWriter {
     /** LIST chunk around a body that already starts with its list type. */
     private static byte[] listRaw(byte[] body) {
         return chunk("LIST", body);
+    }
+
+    /**
+     * Every macroblock at one quantiser. (JCodec's {@code H264FixedRateControl} takes a bit budget per macroblock,
+     * not a QP, and starts from QP 26.)
+     */
+    private record ConstantQp(int qp) implements RateControl {
+        @Override
+        public int startPicture(Size size, int maxSize, SliceType sliceType) {
+            return qp;
+        }
+
+        @Override
+        public int initialQpDelta() {
+            return 0;
+        }
+
+        @Override
+        public int accept(int bits) {
+            return 0;
+        }
     }
 
     /** An in-memory seekable channel that grows (the MP4 muxer seeks back to patch box sizes). */
