@@ -6,6 +6,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import xllm.data.SyntheticScenes;
+import xllm.data.SyntheticVideos;
 
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -16,7 +17,7 @@ import java.util.concurrent.Callable;
 /** {@code ./xllm bootstrap ...}: generates the training data we draw ourselves (DESIGN.md §5). */
 @Command(name = "bootstrap", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Generate synthetic training and evaluation data.",
-        subcommands = {BootstrapCommand.Scenes.class, CommandLine.HelpCommand.class})
+        subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -85,6 +86,69 @@ public final class BootstrapCommand implements Runnable {
                             + "(%.1f s, %.0f scenes/s)%n", summary.manifest(), summary.samples(),
                     summary.chineseSamples(), summary.scenes(), summary.manifest().resolveSibling("images"),
                     summary.seconds(), summary.scenesPerSecond());
+        }
+    }
+
+    /** {@code ./xllm bootstrap videos}: see {@link SyntheticVideos}. */
+    @Command(name = "videos", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {
+                    "Render 2-second 224x224 clips (16 frames, 8 fps) of one shape (circle, square, triangle, star) "
+                            + "moving left/right/up/down, slowly or quickly, a quarter of them changing colour "
+                            + "half-way, and write LLaVA-style JSONL samples: caption, describe, direction, colour, "
+                            + "speed; about 20%% in Chinese.",
+                    "Writes OUT/videos/*.mp4 (H.264) and *.avi (Motion JPEG, about 20%%), OUT/train.jsonl and "
+                            + "OUT/eval.jsonl; each line carries \"attributes\" {shape, colour, colourEnd, direction, "
+                            + "speed, start, end, ...} for exact scoring. The eval split uses another seed and never "
+                            + "repeats a train motion."})
+    static final class Videos implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/synthetic/videos",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--train", paramLabel = "N", defaultValue = "500",
+                description = "Training clips (default: ${DEFAULT-VALUE}); each gives 5 samples.")
+        int train;
+
+        @Option(names = "--eval", paramLabel = "N", defaultValue = "50",
+                description = "Held-out evaluation clips (default: ${DEFAULT-VALUE}); 0 for none.")
+        int eval;
+
+        @Option(names = "--seed", paramLabel = "SEED", defaultValue = "42",
+                description = "Seed; the same seed writes byte-identical files (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Override
+        public Integer call() throws IOException {
+            if (train < 1) throw new IllegalArgumentException("--train must be >= 1");
+            if (eval < 0) throw new IllegalArgumentException("--eval must be >= 0");
+            PrintWriter printer = spec.commandLine().getOut();
+            java.util.function.Consumer<String> progress = line -> {
+                synchronized (printer) {
+                    printer.println(line);
+                    printer.flush();
+                }
+            };
+            SyntheticVideos.Summary trainSummary = SyntheticVideos.generate(out, train, seed, "train",
+                    java.util.Set.of(), progress);
+            report(printer, trainSummary);
+            if (eval > 0) {
+                SyntheticVideos.Summary evalSummary = SyntheticVideos.generate(out, eval, seed, "eval",
+                        trainSummary.layouts(), progress);
+                report(printer, evalSummary);
+            }
+            printer.flush();
+            return 0;
+        }
+
+        private static void report(PrintWriter printer, SyntheticVideos.Summary summary) {
+            printer.printf(Locale.ROOT, "wrote %s: %d samples (%d Chinese) from %d clips (%d AVI), videos in %s "
+                            + "(%.1f s, %.1f clips/s)%n", summary.manifest(), summary.samples(),
+                    summary.chineseSamples(), summary.clips(), summary.aviClips(),
+                    summary.manifest().resolveSibling("videos"), summary.seconds(), summary.clipsPerSecond());
         }
     }
 }
