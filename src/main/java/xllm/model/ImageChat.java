@@ -32,7 +32,7 @@ public final class ImageChat implements AutoCloseable {
     private ImageChat(LanguageModel llm, ImageInterface image) {
         this.llm = llm;
         this.image = image;
-        this.template = new ImagePrompt(llm.tokenizer());
+        this.template = new ImagePrompt(llm.tokenizer(), image.tag());
     }
 
     public static boolean isCheckpoint(Path path) {
@@ -40,6 +40,14 @@ public final class ImageChat implements AutoCloseable {
     }
 
     public static ImageChat open(Path checkpointDir, NDManager manager) throws IOException {
+        return open(checkpointDir, 0, manager);
+    }
+
+    /**
+     * As {@link #open(Path, NDManager)}; for a video checkpoint, {@code videoFrames} > 0 samples that many frames per
+     * video instead of the training recipe's count (each frame is encoded alone, so T may differ from training).
+     */
+    public static ImageChat open(Path checkpointDir, int videoFrames, NDManager manager) throws IOException {
         Checkpoint checkpoint = Checkpoint.load(checkpointDir);
         if (checkpoint.config() == null || !checkpoint.config().path("recipe").isTextual()) {
             throw new IOException(checkpointDir.resolve(Checkpoint.CONFIG) + ": no 'recipe' (not an xllm training checkpoint)");
@@ -48,7 +56,7 @@ public final class ImageChat implements AutoCloseable {
         StageConfig config;
         try {
             Files.writeString(recipe, checkpoint.config().get("recipe").asText());
-            config = StageConfig.load(recipe, List.of(), false);
+            config = StageConfig.load(recipe, videoFrames > 0 ? List.of("model.videoFrames=" + videoFrames) : List.of(), false);
         } finally {
             Files.deleteIfExists(recipe);
         }
@@ -65,7 +73,21 @@ public final class ImageChat implements AutoCloseable {
         }
     }
 
-    /** Generates the answer to {@code question} about {@code imageFile}. */
+    /** Fails with a message naming the checkpoint when it was trained for the other modality. */
+    public void requireModality(String wanted, Path checkpoint) {
+        if (!image.tag().equals(wanted)) {
+            throw new IllegalArgumentException(checkpoint + " has a " + image.tag().toLowerCase(java.util.Locale.ROOT)
+                    + " interface; it cannot answer about a " + wanted.toLowerCase(java.util.Locale.ROOT) + " (use --"
+                    + image.tag().toLowerCase(java.util.Locale.ROOT) + ")");
+        }
+    }
+
+    /** "Image" or "Video": what {@link #answer} takes. */
+    public String modality() {
+        return image.tag();
+    }
+
+    /** Generates the answer to {@code question} about {@code imageFile} (a video file for a video checkpoint). */
     public Generator.Completion answer(Path imageFile, String question, Generator.Options options,
                                        Generator.StreamListener listener) throws IOException {
         float[] pixels = image.preprocess(imageFile);

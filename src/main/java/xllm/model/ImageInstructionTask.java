@@ -50,7 +50,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         this.imageInterface = imageInterface;
         this.train = train;
         this.eval = eval;
-        this.template = new ImagePrompt(llm.tokenizer());
+        this.template = new ImagePrompt(llm.tokenizer(), imageInterface.tag());
         for (ConversationSample s : train) {
             if (s.image() == null) throw new IllegalArgumentException("sample '" + s.id() + "' has no image");
         }
@@ -74,7 +74,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return cache.fill(new ArrayList<>(byKey.keySet()), keys -> {
             float[][] pixels = keys.parallelStream().map(key -> {
                 try {
-                    return imageInterface.preprocess(byKey.get(key).image());
+                    return imageInterface.preprocess(media(byKey.get(key)));
                 } catch (IOException e) {
                     throw new java.io.UncheckedIOException(e);
                 }
@@ -100,12 +100,20 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return new Shape(shape);
     }
 
+    /** The sample's image, or its video for the video interface; a sample without it is an error naming it. */
+    private Path media(ConversationSample s) throws IOException {
+        boolean video = imageInterface.tag().equals("Video");
+        Path path = video ? s.video() : s.image();
+        if (path == null) throw new IOException("sample '" + s.id() + "' has no \"" + (video ? "video" : "image") + "\" file");
+        return path;
+    }
+
     /**
      * Cache key: the SHA-256 of the image file's bytes, so a regenerated or edited image at the same path is encoded
      * again instead of reading stale features (and identical images share one entry). Hashed once per path per run.
      */
     private String cacheKey(ConversationSample s) throws IOException {
-        Path image = s.image().toAbsolutePath().normalize();
+        Path image = media(s).toAbsolutePath().normalize();
         String key = contentKeys.get(image);
         if (key == null) {
             key = "sha256:" + xllm.train.CheckpointStore.sha256(image);
@@ -137,10 +145,11 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         for (int i = 0; i < samples.size(); i++) {
             ConversationSample s = samples.get(i);
             if (cache != null) {
+                Path file = media(s);
                 inputs[i] = cache.get(cacheKey(s), imageInterface.featureShape()).orElseThrow(() -> new IOException(
-                        "feature cache " + cache.directory() + " has no entry for " + s.image() + " (fillCache first)"));
+                        "feature cache " + cache.directory() + " has no entry for " + file + " (fillCache first)"));
             } else {
-                inputs[i] = imageInterface.preprocess(s.image());
+                inputs[i] = imageInterface.preprocess(media(s));
             }
             before.add(template.beforeImage());
             after.add(template.afterImage(s.question()));
@@ -208,7 +217,9 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         ObjectNode node = new ObjectMapper().createObjectNode();
         node.put("llm", llm.source().toString());
         node.put("imageInterface", imageInterface.describe());
-        node.put("promptTemplate", "<Image>{image}</Image>Question: {instruction}\\n Answer:");
+        String tag = imageInterface.tag();
+        node.put("promptTemplate", "<" + tag + ">{" + tag.toLowerCase(java.util.Locale.ROOT) + "}</" + tag
+                + ">Question: {instruction}\\n Answer:");
         return node;
     }
 }

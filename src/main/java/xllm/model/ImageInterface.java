@@ -14,6 +14,11 @@ import java.util.List;
  */
 public interface ImageInterface {
 
+    /** The prompt tag around this interface's vectors: {@code Image} → {@code <Image>…</Image>}, {@code Video}. */
+    default String tag() {
+        return "Image";
+    }
+
     /** Pixels for the encoder, as a flat float array; CPU only and safe to call from a loader thread. */
     float[] preprocess(Path image) throws IOException;
 

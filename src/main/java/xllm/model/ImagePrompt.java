@@ -4,7 +4,7 @@ import xllm.llm.Tokenizer;
 
 /**
  * The paper's prompt template around one image, {@code <Image>{image}</Image>Question: {question}\n Answer:}, as
- * token ids before and after the image vectors. Training ({@link ImageInstructionTask}) and inference
+ * token ids before and after the image vectors (for a video: {@code <Video>{video}</Video>...}, DESIGN.md §1). Training ({@link ImageInstructionTask}) and inference
  * ({@link ImageChat}) both build their prompts here, so they cannot drift apart.
  */
 final class ImagePrompt {
@@ -14,9 +14,14 @@ final class ImagePrompt {
     private final long[] imageClose;  // "</Image>"
 
     ImagePrompt(Tokenizer tokenizer) {
+        this(tokenizer, "Image");
+    }
+
+    /** {@code tag} "Image" or "Video": the segment's opening and closing tags. */
+    ImagePrompt(Tokenizer tokenizer, String tag) {
         this.tokenizer = tokenizer;
-        this.beforeImage = tokenizer.encode("<Image>");
-        this.imageClose = tokenizer.encode("</Image>");
+        this.beforeImage = tokenizer.encode("<" + tag + ">");
+        this.imageClose = tokenizer.encode("</" + tag + ">");
     }
 
     long[] beforeImage() {

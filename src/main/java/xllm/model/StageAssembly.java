@@ -31,17 +31,24 @@ public final class StageAssembly {
             }
             return new PatchImageInterface(llmWidth, config.seed(), manager);
         }
+        boolean video = model.interfaces().equals(List.of(StageConfig.Interface.VIDEO));
+        if (video && model.videoFrames() < 1) {
+            throw new IllegalArgumentException(config.recipe() + ": model.videoFrames must be >= 1, got " + model.videoFrames());
+        }
         return QFormerImageInterface.create(ModelStore.defaultStore().resolve(model.visionEncoder()),
-                StageConfig.idOf(model.size()), llmWidth, config.seed(), manager);
+                StageConfig.idOf(model.size()), llmWidth, config.seed(), video ? model.videoFrames() : 0, manager);
     }
 
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
         boolean imageStage = config.stage() == StageConfig.Stage.ALIGN_IMAGE
                 && model.interfaces().equals(List.of(StageConfig.Interface.IMAGE));
-        if (!imageStage) {
+        boolean videoStage = config.stage() == StageConfig.Stage.ALIGN_VIDEO
+                && model.interfaces().equals(List.of(StageConfig.Interface.VIDEO));
+        if (!imageStage && !videoStage) {
             throw new IllegalArgumentException(config.recipe() + ": stage " + config.stage().id() + " with interfaces "
-                    + model.interfaces() + " needs components xllm does not have yet (this build trains align-image)");
+                    + model.interfaces() + " needs components xllm does not have yet (this build trains align-image "
+                    + "and align-video)");
         }
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(model.llm()), manager);
         ImageInterface image;
@@ -57,7 +64,7 @@ public final class StageAssembly {
         if (!config.featureCache()) return new ImageInstructionTask(llm, image, train, eval);
         // Frozen encoder outputs, keyed by the encoder's fingerprint: a changed encoder reads (and fills) a new cache.
         xllm.train.FeatureCache cache = xllm.train.FeatureCache.open(config.output().resolve("feature-cache"),
-                "image-encoder", image.fingerprint());
+                videoStage ? "video-encoder" : "image-encoder", image.fingerprint());
         ImageInstructionTask task = new ImageInstructionTask(llm, image, train, eval, cache);
         int computed = task.fillCache(manager);
         System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);

@@ -37,6 +37,13 @@ public final class ChatCommand implements Callable<Integer> {
             + "with an image interface); change it with /image FILE.")
     java.nio.file.Path image;
 
+    @Option(names = "--video", description = "Ask about this video (--model must be a checkpoint with a video "
+            + "interface); change it with /video FILE.")
+    java.nio.file.Path video;
+
+    @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).")
+    int frames;
+
     /** Reads one user turn (with continuations), or null at end of input. */
     interface TurnReader {
         String read() throws Exception;
@@ -47,13 +54,19 @@ public final class ChatCommand implements Callable<Integer> {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         java.nio.file.Path resolved = ModelStore.defaultStore().resolve(modelOption.model);
         boolean imageMode = xllm.model.ImageChat.isCheckpoint(resolved);
-        if (image != null && !imageMode) {
-            throw new IllegalArgumentException("--image needs --model <training checkpoint dir>; " + resolved + " is not one");
+        if (image != null && video != null) throw new IllegalArgumentException("give --image or --video, not both");
+        if ((image != null || video != null) && !imageMode) {
+            throw new IllegalArgumentException((image != null ? "--image" : "--video")
+                    + " needs --model <training checkpoint dir>; " + resolved + " is not one");
         }
         try (NDManager manager = NDManager.newBaseManager();
-             AutoCloseable owned = imageMode ? xllm.model.ImageChat.open(resolved, manager) : modelOption.open(manager)) {
+             AutoCloseable owned = imageMode ? xllm.model.ImageChat.open(resolved, frames, manager) : modelOption.open(manager)) {
+            if (imageMode && (image != null || video != null)) {
+                ((xllm.model.ImageChat) owned).requireModality(image != null ? "Image" : "Video", resolved);
+            }
             ChatSession session = imageMode
-                    ? new ChatSession(null, (xllm.model.ImageChat) owned, image, sampling.toOptions(), out, system)
+                    ? new ChatSession(null, (xllm.model.ImageChat) owned, image != null ? image : video,
+                            sampling.toOptions(), out, system)
                     : new ChatSession((LanguageModel) owned, sampling.toOptions(), out, system);
             String name = resolved.getFileName().toString();
             if (System.console() != null) {

@@ -18,6 +18,7 @@ final class ChatSession {
     static final String HELP = """
             Commands:
               /image FILE    ask about this image from now on (needs a training checkpoint as --model)
+              /video FILE    ask about this video from now on (needs a video-interface checkpoint)
               /system TEXT   set the system message (and start a new conversation)
               /reset         forget the conversation (keeps the system message)
               /help          this text
@@ -25,8 +26,8 @@ final class ChatSession {
             A line ending in \\ continues on the next line; a line with only \"\"\" starts or ends a block.""";
 
     private final LanguageModel model;          // text chat, or null in image mode
-    private final xllm.model.ImageChat imageChat; // image mode: a trained image interface, or null
-    private java.nio.file.Path image;
+    private final xllm.model.ImageChat imageChat; // image/video mode: a trained image or video interface, or null
+    private java.nio.file.Path image;             // the current image or video
     private final Generator.Options options;
     private final PrintStream out;
     private final List<ChatTemplate.Message> history = new ArrayList<>();
@@ -58,7 +59,8 @@ final class ChatSession {
         if (text.startsWith("/")) return command(text);
         if (imageChat != null) {
             if (image == null) {
-                out.println("(no image yet: /image FILE)");
+                String kind = imageChat.modality().toLowerCase(java.util.Locale.ROOT);
+                out.println("(no " + kind + " yet: /" + kind + " FILE)");
                 return true;
             }
             try {
@@ -99,14 +101,18 @@ final class ChatSession {
                 out.println(system == null ? "(system message removed)" : "(system message set; conversation cleared)");
             }
             case "/help" -> out.println(HELP);
-            case "/image" -> {
+            case "/image", "/video" -> {
+                String kind = parts[0].substring(1);
                 if (imageChat == null) {
-                    out.println("(this model has no image interface: start chat with --model <training checkpoint>)");
+                    out.println("(this model has no " + kind + " interface: start chat with --model <training checkpoint>)");
+                } else if (!imageChat.modality().toLowerCase(java.util.Locale.ROOT).equals(kind)) {
+                    out.println("(this checkpoint has a " + imageChat.modality().toLowerCase(java.util.Locale.ROOT)
+                            + " interface; use /" + imageChat.modality().toLowerCase(java.util.Locale.ROOT) + ")");
                 } else if (parts.length < 2 || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(parts[1].strip()))) {
-                    out.println("(no such image file: " + (parts.length < 2 ? "" : parts[1]) + ")");
+                    out.println("(no such " + kind + " file: " + (parts.length < 2 ? "" : parts[1]) + ")");
                 } else {
                     image = java.nio.file.Path.of(parts[1].strip());
-                    out.println("(image: " + image + ")");
+                    out.println("(" + kind + ": " + image + ")");
                 }
             }
             default -> out.println("unknown command " + parts[0] + " — /help lists them");

@@ -36,19 +36,30 @@ public final class GenerateCommand implements Callable<Integer> {
             + "directory (its recipe names the LLM and image encoder). Uses the paper's prompt template.")
     java.nio.file.Path image;
 
+    @Option(names = "--video", description = "Ask about this video (MP4/H.264, AVI MJPEG); --model must be a checkpoint "
+            + "with a video interface (stage align-video).")
+    java.nio.file.Path video;
+
+    @Option(names = "--frames", description = "Frames sampled uniformly from the video (default: the training "
+            + "recipe's model.videoFrames; the paper uses up to 10 at inference).")
+    int frames;
+
     @Override
     public Integer call() throws Exception {
         String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        if (image != null) {
+        if (image != null && video != null) throw new IllegalArgumentException("give --image or --video, not both");
+        if (image != null || video != null) {
+            String flag = image != null ? "--image" : "--video";
             java.nio.file.Path checkpoint = xllm.hub.ModelStore.defaultStore().resolve(modelOption.model);
             if (!xllm.model.ImageChat.isCheckpoint(checkpoint)) {
                 throw new IllegalArgumentException(checkpoint + " is not an xllm training checkpoint (needs "
-                        + "model.safetensors + config.json); --image needs one, e.g. runs/<stage>/checkpoints/step-N");
+                        + "model.safetensors + config.json); " + flag + " needs one, e.g. runs/<stage>/checkpoints/step-N");
             }
             try (NDManager manager = NDManager.newBaseManager();
-                 xllm.model.ImageChat chat = xllm.model.ImageChat.open(checkpoint, manager)) {
-                chat.answer(image, text, sampling.toOptions(), (row, delta) -> out.print(delta));
+                 xllm.model.ImageChat chat = xllm.model.ImageChat.open(checkpoint, frames, manager)) {
+                chat.requireModality(image != null ? "Image" : "Video", checkpoint);
+                chat.answer(image != null ? image : video, text, sampling.toOptions(), (row, delta) -> out.print(delta));
                 out.println();
             }
             return 0;

@@ -114,7 +114,10 @@ public record StageConfig(
             String speechEncoder,
             @Doc(value = "BERT checkpoint initialising the Q-Former / C-Former transformer layers before initFrom "
                     + "is applied (null = random init)", defaultValue = "null")
-            String bertInit) {
+            String bertInit,
+            @Doc(value = "frames sampled uniformly from each video for the video interface (paper: 5 in training, "
+                    + "up to 10 at inference)", defaultValue = "5")
+            int videoFrames) {
     }
 
     /** Data manifests (DESIGN.md §4). Relative paths in the recipe are resolved against the recipe's directory. */
