@@ -7,7 +7,7 @@ import xllm.train.FeatureCache;
 import xllm.train.TrainableParameter;
 import xllm.vision.EfficientNetLite0;
 import xllm.vision.ImageLoader;
-import xllm.vision.ImageTransforms;
+import xllm.vision.VisionEncoder;
 import xllm.x2l.LinearAdapter;
 import xllm.x2l.QFormer;
 import xllm.x2l.QFormerConfig;
@@ -26,15 +26,17 @@ import java.util.List;
  */
 public final class QFormerImageInterface implements ImageInterface {
 
-    private final EfficientNetLite0 encoder;
-    private final String encoderIdentity;
+    private final VisionEncoder encoder;
     private final QFormer qformer;
     private final LinearAdapter adapter;
-    private final ImageTransforms transforms = ImageTransforms.efficientNetLite();
 
-    public QFormerImageInterface(EfficientNetLite0 encoder, String encoderIdentity, QFormer qformer, LinearAdapter adapter) {
+    /** {@code qformer}'s encoder_hidden_size must be the encoder's feature width. */
+    public QFormerImageInterface(VisionEncoder encoder, QFormer qformer, LinearAdapter adapter) {
+        if (qformer.config().encoderHiddenSize() != encoder.featureShape()[1]) {
+            throw new IllegalArgumentException("Q-Former encoder_hidden_size " + qformer.config().encoderHiddenSize()
+                    + " does not match the vision encoder's feature width " + encoder.featureShape()[1]);
+        }
         this.encoder = encoder;
-        this.encoderIdentity = encoderIdentity;
         this.qformer = qformer;
         this.adapter = adapter;
     }
@@ -57,29 +59,27 @@ public final class QFormerImageInterface implements ImageInterface {
         manager.getEngine().setRandomSeed((int) seed);
         LinearAdapter adapter = LinearAdapter.initialise("imageInterface.adapter", config.hiddenSize(), llmWidth, manager,
                 DataType.FLOAT32);
-        String identity = "efficientnet-lite0 sha256=" + xllm.train.CheckpointStore.sha256(encoderWeights);
-        return new QFormerImageInterface(encoder, identity, qformer, adapter);
+        return new QFormerImageInterface(encoder, qformer, adapter);
     }
 
     @Override
     public float[] preprocess(Path image) throws IOException {
-        return transforms.toChw(ImageLoader.load(image));
+        return encoder.transforms().toChw(ImageLoader.load(image));
     }
 
     @Override
     public long[] inputShape() {
-        return new long[] {3, transforms.crop(), transforms.crop()};
+        return encoder.inputShape();
     }
 
     @Override
     public long[] featureShape() {
-        long side = transforms.crop() / 32;
-        return new long[] {side * side, EfficientNetLite0.FEATURE_CHANNELS};
+        return encoder.featureShape();
     }
 
     @Override
     public NDArray encode(NDArray inputs) {
-        return encoder.features(inputs); // (B, 49, 1280)
+        return encoder.features(inputs); // (B, N, D), (B, 49, 1280) for EfficientNet-Lite0
     }
 
     @Override
@@ -101,11 +101,11 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public String fingerprint() {
-        return FeatureCache.fingerprint(encoderIdentity + " features " + java.util.Arrays.toString(featureShape()), List.of());
+        return FeatureCache.fingerprint(encoder.identity() + " features " + java.util.Arrays.toString(featureShape()), List.of());
     }
 
     @Override
     public String describe() {
-        return encoderIdentity + " → Q-Former " + qformer.config() + " → linear adapter";
+        return encoder.identity() + " → Q-Former " + qformer.config() + " → linear adapter";
     }
 }
