@@ -166,8 +166,8 @@ class ImageLoaderTest {
     }
 
     @Test
-    void truncatedWebpNamesTheFile() throws Exception {
-        for (String name : new String[] {"quadrants_lossy.webp", "quadrants_lossless.webp"}) {
+    void truncatedWebpAndCmykJpegNameTheFile() throws Exception {
+        for (String name : new String[] {"quadrants_lossy.webp", "quadrants_lossless.webp", "quadrants_cmyk.jpg"}) {
             byte[] webp = Files.readAllBytes(FORMATS.resolve(name));
             Path file = temp.resolve("truncated_" + name);
             Files.write(file, Arrays.copyOf(webp, webp.length * 2 / 3));
