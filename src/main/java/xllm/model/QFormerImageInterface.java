@@ -7,8 +7,8 @@ import xllm.train.FeatureCache;
 import xllm.train.TrainableParameter;
 import xllm.vision.EfficientNetLite0;
 import xllm.vision.ImageLoader;
-import xllm.vision.ImageTransforms;
 import xllm.vision.VideoReader;
+import xllm.vision.VisionEncoder;
 import xllm.x2l.LinearAdapter;
 import xllm.x2l.QFormer;
 import xllm.x2l.QFormerConfig;
@@ -33,25 +33,28 @@ import java.util.List;
  */
 public final class QFormerImageInterface implements ImageInterface {
 
-    private final EfficientNetLite0 encoder;
-    private final String encoderIdentity;
+    private final VisionEncoder encoder;
     private final QFormer qformer;
     private final LinearAdapter adapter;
-    private final ImageTransforms transforms = ImageTransforms.efficientNetLite();
     private final String prefix;   // "imageInterface" or "videoInterface"
     private final int frames;      // 0: one still image per sample; T > 0: T frames of a video
 
-    public QFormerImageInterface(EfficientNetLite0 encoder, String encoderIdentity, QFormer qformer, LinearAdapter adapter) {
-        this(encoder, encoderIdentity, qformer, adapter, "imageInterface", 0);
+    /** The image interface; {@code qformer}'s encoder_hidden_size must be the encoder's feature width. */
+    public QFormerImageInterface(VisionEncoder encoder, QFormer qformer, LinearAdapter adapter) {
+        this(encoder, qformer, adapter, 0);
     }
 
-    private QFormerImageInterface(EfficientNetLite0 encoder, String encoderIdentity, QFormer qformer, LinearAdapter adapter,
-                                  String prefix, int frames) {
+    /** {@code frames} = 0: the image interface; T > 0: the video interface sampling T frames per video. */
+    public QFormerImageInterface(VisionEncoder encoder, QFormer qformer, LinearAdapter adapter, int frames) {
+        if (frames < 0) throw new IllegalArgumentException("frames must be >= 0 (0 = still images), got " + frames);
+        if (qformer.config().encoderHiddenSize() != encoder.featureShape()[1]) {
+            throw new IllegalArgumentException("Q-Former encoder_hidden_size " + qformer.config().encoderHiddenSize()
+                    + " does not match the vision encoder's feature width " + encoder.featureShape()[1]);
+        }
         this.encoder = encoder;
-        this.encoderIdentity = encoderIdentity;
         this.qformer = qformer;
         this.adapter = adapter;
-        this.prefix = prefix;
+        this.prefix = frames == 0 ? "imageInterface" : "videoInterface";
         this.frames = frames;
     }
 
@@ -73,25 +76,22 @@ public final class QFormerImageInterface implements ImageInterface {
     /** {@code frames} = 0: the image interface; T > 0: the video interface sampling T frames per video. */
     public static QFormerImageInterface create(Path encoderWeights, String size, int llmWidth, long seed, int frames,
                                                NDManager manager) throws IOException {
-        if (frames < 0) throw new IllegalArgumentException("frames must be >= 0 (0 = still images), got " + frames);
-        String prefix = frames == 0 ? "imageInterface" : "videoInterface";
         EfficientNetLite0 encoder = EfficientNetLite0.load(encoderWeights, manager);
         QFormerConfig config = qformerConfig(size);
         QFormer qformer = QFormer.initialise(config, seed, manager);
         manager.getEngine().setRandomSeed((int) seed);
-        LinearAdapter adapter = LinearAdapter.initialise(prefix + ".adapter", config.hiddenSize(), llmWidth, manager,
-                DataType.FLOAT32);
-        String identity = "efficientnet-lite0 sha256=" + xllm.train.CheckpointStore.sha256(encoderWeights);
-        return new QFormerImageInterface(encoder, identity, qformer, adapter, prefix, frames);
+        LinearAdapter adapter = LinearAdapter.initialise((frames == 0 ? "imageInterface" : "videoInterface") + ".adapter",
+                config.hiddenSize(), llmWidth, manager, DataType.FLOAT32);
+        return new QFormerImageInterface(encoder, qformer, adapter, frames);
     }
 
     @Override
     public float[] preprocess(Path media) throws IOException {
-        if (frames == 0) return transforms.toChw(ImageLoader.load(media));
+        if (frames == 0) return encoder.transforms().toChw(ImageLoader.load(media));
         List<java.awt.image.BufferedImage> sampled = VideoReader.read(media, frames).frames();
-        int per = 3 * transforms.crop() * transforms.crop();
+        int per = (int) (encoder.inputShape()[0] * encoder.inputShape()[1] * encoder.inputShape()[2]);
         float[] out = new float[frames * per];
-        for (int t = 0; t < frames; t++) System.arraycopy(transforms.toChw(sampled.get(t)), 0, out, t * per, per);
+        for (int t = 0; t < frames; t++) System.arraycopy(encoder.transforms().toChw(sampled.get(t)), 0, out, t * per, per);
         return out;
     }
 
@@ -107,23 +107,28 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public long[] inputShape() {
-        long[] image = {3, transforms.crop(), transforms.crop()};
-        return frames == 0 ? image : new long[] {frames, 3, transforms.crop(), transforms.crop()};
+        return frames == 0 ? encoder.inputShape() : prepend(frames, encoder.inputShape());
     }
 
     @Override
     public long[] featureShape() {
-        long side = transforms.crop() / 32;
-        long[] image = {side * side, EfficientNetLite0.FEATURE_CHANNELS};
-        return frames == 0 ? image : new long[] {frames, side * side, EfficientNetLite0.FEATURE_CHANNELS};
+        return frames == 0 ? encoder.featureShape() : prepend(frames, encoder.featureShape());
+    }
+
+    private static long[] prepend(long first, long[] rest) {
+        long[] out = new long[rest.length + 1];
+        out[0] = first;
+        System.arraycopy(rest, 0, out, 1, rest.length);
+        return out;
     }
 
     @Override
     public NDArray encode(NDArray inputs) {
-        if (frames == 0) return encoder.features(inputs); // (B, 49, 1280)
+        if (frames == 0) return encoder.features(inputs); // (B, N, D), (B, 49, 1280) for EfficientNet-Lite0
         long batch = inputs.getShape().get(0);
-        NDArray perFrame = encoder.features(inputs.reshape(batch * frames, 3, transforms.crop(), transforms.crop()));
-        return perFrame.reshape(batch, frames, perFrame.getShape().get(1), perFrame.getShape().get(2)); // (B, T, 49, 1280)
+        long[] image = encoder.inputShape();
+        NDArray perFrame = encoder.features(inputs.reshape(batch * frames, image[0], image[1], image[2]));
+        return perFrame.reshape(batch, frames, perFrame.getShape().get(1), perFrame.getShape().get(2)); // (B, T, N, D)
     }
 
     @Override
@@ -131,7 +136,7 @@ public final class QFormerImageInterface implements ImageInterface {
         if (frames == 0) return adapter.forward(qformer.forward(features, null)); // (B, Q, H) → (B, Q, D)
         long batch = features.getShape().get(0);
         NDArray queries = qformer.forward(features.reshape(batch * frames, features.getShape().get(2),
-                features.getShape().get(3)), null);                                  // (B·T, Q, H), frames one by one
+                features.getShape().get(3)), null);                                  // (B·T, Q, H), frame by frame
         NDArray inTimeOrder = queries.reshape(batch, frames * queries.getShape().get(1), queries.getShape().get(2));
         return adapter.forward(inTimeOrder);                                          // (B, T·Q, D)
     }
@@ -150,12 +155,12 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public String fingerprint() {
-        return FeatureCache.fingerprint(encoderIdentity + " features " + java.util.Arrays.toString(featureShape()), List.of());
+        return FeatureCache.fingerprint(encoder.identity() + " features " + java.util.Arrays.toString(featureShape()), List.of());
     }
 
     @Override
     public String describe() {
-        return encoderIdentity + (frames == 0 ? "" : " on " + frames + " uniformly sampled video frames")
+        return encoder.identity() + (frames == 0 ? "" : " on " + frames + " uniformly sampled video frames")
                 + " → Q-Former " + qformer.config() + " → linear adapter";
     }
 }

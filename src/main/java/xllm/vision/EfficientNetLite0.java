@@ -8,6 +8,7 @@ import xllm.tensor.HostTensor;
 import xllm.tensor.pickle.TorchCheckpoint;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -34,10 +35,14 @@ import java.util.TreeSet;
  * {@code _bn1}, ReLU6: the input of pooling), the visual tokens an image-to-language interface consumes.
  * Inputs are {@link ImageTransforms#efficientNetLite()} batches (B, 3, 224, 224) in [−1, 1].
  *
+ * <p>As a {@link VisionEncoder} its input is 224 × 224 and {@link #identity()} is
+ * {@code "efficientnet-lite0 sha256=<hex of the .pth>"} (the string the image interface's feature cache already
+ * used), computed on first use.
+ *
  * <p>Tested by {@code EfficientNetLite0Test} against the package's PyTorch forward on three photos (logits and a
  * slice of the feature map), top-1 labels, and batch-vs-single equality.
  */
-public final class EfficientNetLite0 implements AutoCloseable {
+public final class EfficientNetLite0 implements VisionEncoder {
 
     /** BatchNorm epsilon of every layer (TF builder's batch_norm_epsilon). */
     public static final double BATCH_NORM_EPSILON = 1e-3;
@@ -81,10 +86,13 @@ public final class EfficientNetLite0 implements AutoCloseable {
     private final FoldedConv head;        // (1280, 320, 1, 1)
     private final NDArray classifierWeightT; // (1280, 1000), transposed _fc.weight
     private final NDArray classifierBias;    // (1000)
+    private final Path source;               // the .pth, hashed for identity()
+    private String identity;                 // computed on first use (hashing 19 MB takes ~0.1 s)
 
     private EfficientNetLite0(NDManager weights, FoldedConv stem, List<Block> blocks, FoldedConv head,
-                              NDArray classifierWeightT, NDArray classifierBias) {
+                              NDArray classifierWeightT, NDArray classifierBias, Path source) {
         this.weights = weights;
+        this.source = source;
         this.stem = stem;
         this.blocks = blocks;
         this.head = head;
@@ -135,17 +143,49 @@ public final class EfficientNetLite0 implements AutoCloseable {
             if (!unused.isEmpty()) {
                 throw new IOException(pth + ": unexpected keys for EfficientNet-Lite0: " + unused);
             }
-            return new EfficientNetLite0(weights, stem, List.copyOf(blocks), head, classifierWeightT, classifierBias);
+            return new EfficientNetLite0(weights, stem, List.copyOf(blocks), head, classifierWeightT, classifierBias, pth);
         } catch (IOException | RuntimeException e) {
             weights.close();
             throw e;
         }
     }
 
+    /** The input size of {@link #transforms()}: (3, 224, 224). */
+    @Override
+    public long[] inputShape() {
+        int crop = transforms().crop();
+        return new long[] {3, crop, crop};
+    }
+
+    /** (49, 1280) at 224 × 224: one token per cell of the stride-32 head feature map. */
+    @Override
+    public long[] featureShape() {
+        long side = (transforms().crop() + 31) / 32;
+        return new long[] {side * side, FEATURE_CHANNELS};
+    }
+
+    @Override
+    public ImageTransforms transforms() {
+        return ImageTransforms.efficientNetLite();
+    }
+
+    @Override
+    public synchronized String identity() {
+        if (identity == null) {
+            try {
+                identity = "efficientnet-lite0 sha256=" + VisionEncoder.sha256(source);
+            } catch (IOException e) {
+                throw new UncheckedIOException(source + ": cannot hash the weights for the encoder identity", e);
+            }
+        }
+        return identity;
+    }
+
     /**
      * The head feature map as tokens: images (B, 3, H, W) → (B, H/32 · W/32, 1280); (B, 49, 1280) at 224.
      * The result belongs to the images' manager; intermediates are freed before returning.
      */
+    @Override
     public NDArray features(NDArray images) {
         NDManager caller = images.getManager();
         try (NDManager scope = caller.newSubManager()) {

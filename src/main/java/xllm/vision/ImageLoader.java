@@ -23,14 +23,17 @@ import java.util.List;
 
 /**
  * Decodes an image file into an 8-bit sRGB {@link BufferedImage} ({@code TYPE_INT_RGB}), the input of
- * {@link ImageTransforms}. Formats are those of the JDK's {@code javax.imageio}: JPEG (baseline and progressive,
- * YCbCr or grayscale), PNG (8/16-bit, gray, palette, alpha), BMP, GIF (first frame). WebP, HEIC and CMYK/YCCK JPEGs
- * are refused with a message naming the file: the JDK has no decoder for them (TwelveMonkeys' imageio plugins would
- * add them; they are not a dependency).
+ * {@link ImageTransforms}. Formats: JPEG (baseline and progressive; YCbCr, grayscale, and CMYK/YCCK through
+ * TwelveMonkeys' {@code imageio-jpeg}), WebP (lossy and lossless, first frame, through TwelveMonkeys'
+ * {@code imageio-webp}), and the JDK's PNG (8/16-bit, gray, palette, alpha), BMP, GIF (first frame). HEIC/AVIF
+ * and anything else are refused with a message naming the file.
  *
  * <p>Conversion matches PIL's {@code Image.convert("RGB")}: gray samples are copied to R, G and B unchanged (no
  * gamma conversion, which {@code Graphics.drawImage} and {@code getRGB} would apply to Java's linear gray colour
- * space), alpha is dropped without compositing. A JPEG's EXIF orientation (tag 0x0112, values 2..8) is applied, as
+ * space), alpha is dropped without compositing. CMYK/YCCK JPEGs are converted to RGB by TwelveMonkeys: without an
+ * embedded ICC profile by the naive formula {@code R = (255 − C)(255 − K) / 255}, which is PIL's (within a level);
+ * with one, through the profile, which PIL's {@code convert("RGB")} ignores (colours then differ from a PIL
+ * pipeline's). A JPEG's EXIF orientation (tag 0x0112, values 2..8) is applied, as
  * {@code PIL.ImageOps.exif_transpose} does.
  *
  * <p>Failures are {@link IOException}s naming the file and the problem: empty file, unrecognised or unsupported
@@ -66,8 +69,8 @@ public final class ImageLoader {
             }
             Iterator<ImageReader> readers = ImageIO.getImageReaders(input);
             if (!readers.hasNext()) {
-                throw new IOException(file + ": unrecognised or unsupported image format (JPEG, PNG, BMP, GIF are "
-                        + "read; WebP/HEIC need a decoder xllm does not include)");
+                throw new IOException(file + ": unrecognised or unsupported image format (JPEG, PNG, WebP, BMP, GIF "
+                        + "are read; HEIC/AVIF need a decoder xllm does not include)");
             }
             ImageReader reader = readers.next();
             try {
@@ -88,7 +91,11 @@ public final class ImageLoader {
                 reader.addIIOReadWarningListener(new IIOReadWarningListener() {
                     @Override
                     public void warningOccurred(ImageReader source, String warning) {
-                        warnings.add(warning);
+                        // TwelveMonkeys' JPEG reader notes a CMYK file without (or with a bad) ICC profile; the
+                        // pixels are intact, converted with the naive formula
+                        if (!warning.contains("ICC")) {
+                            warnings.add(warning);
+                        }
                     }
                 });
                 BufferedImage decoded = reader.read(0);
@@ -102,6 +109,8 @@ public final class ImageLoader {
                     rgb = orient(rgb, orientation);
                 }
                 return rgb;
+            } catch (java.io.EOFException e) {
+                throw new IOException(file + ": truncated " + reader.getFormatName() + " data (unexpected end of file)", e);
             } catch (IIOException e) {
                 String detail = e.getMessage() + (e.getCause() != null ? " (" + e.getCause().getMessage() + ")" : "");
                 throw new IOException(file + ": corrupt or truncated image, cannot decode: " + detail, e);
@@ -145,7 +154,7 @@ public final class ImageLoader {
         }
         if (colorSpace.getType() != ColorSpace.TYPE_RGB) {
             throw new IOException(file + ": unsupported colour space (type " + colorSpace.getType()
-                    + ", e.g. CMYK); convert the image to RGB");
+                    + "); convert the image to RGB");
         }
         for (int y = 0; y < height; y++) {
             image.getRGB(0, y, width, 1, row, 0, width);

@@ -1,5 +1,7 @@
 package xllm.vision;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 import java.util.Random;
 import java.util.zip.CRC32;
 
@@ -21,6 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Formats, colour conversion, EXIF orientation, and the errors for bad files. */
 class ImageLoaderTest {
+
+    private static final Path FORMATS = VisionFixtures.ROOT.resolve("formats");
 
     @TempDir
     Path temp;
@@ -117,11 +122,68 @@ class ImageLoaderTest {
     }
 
     @Test
-    void webpIsRefusedAsUnsupported() throws Exception {
-        byte[] riff = "RIFF\0\0\0\0WEBPVP8 ".getBytes(StandardCharsets.US_ASCII);
-        Path file = temp.resolve("photo.webp");
-        Files.write(file, Arrays.copyOf(riff, 64));
+    void heicIsRefusedAsUnsupported() throws Exception {
+        byte[] ftyp = "\0\0\0\u0018ftypheic\0\0\0\0mif1heic".getBytes(StandardCharsets.US_ASCII);
+        Path file = temp.resolve("photo.heic");
+        Files.write(file, Arrays.copyOf(ftyp, 64));
         assertMessage(file, "unsupported");
+    }
+
+    /** Pillow-made fixtures (make_image_format_fixtures.py): four quadrants of known colour. */
+    @Test
+    void webpLossyLosslessAndCmykJpegDecodeToTheQuadrantColours() throws Exception {
+        JsonNode formats = new ObjectMapper().readTree(FORMATS.resolve("formats.json").toFile());
+        // lossy codecs: Java's and libwebp/libjpeg's decoders differ by a level or two at the quadrant centres
+        Map<String, Integer> tolerance = Map.of("quadrants_lossy.webp", 3, "quadrants_lossless.webp", 0,
+                "quadrants_cmyk.jpg", 3);
+        for (String name : tolerance.keySet()) {
+            BufferedImage image = ImageLoader.load(FORMATS.resolve(name));
+            assertEquals(BufferedImage.TYPE_INT_RGB, image.getType(), name);
+            assertEquals(formats.get("width").asInt(), image.getWidth(), name);
+            assertEquals(formats.get("height").asInt(), image.getHeight(), name);
+            JsonNode expected = formats.get("files").get(name).get("pil_rgb_at_centres");
+            for (int q = 0; q < 4; q++) {
+                JsonNode centre = formats.get("centres").get(q);
+                int pixel = image.getRGB(centre.get(0).asInt(), centre.get(1).asInt());
+                int[] actual = {(pixel >>> 16) & 0xFF, (pixel >>> 8) & 0xFF, pixel & 0xFF};
+                for (int c = 0; c < 3; c++) {
+                    int want = expected.get(q).get(c).asInt();
+                    assertTrue(Math.abs(actual[c] - want) <= tolerance.get(name), name + " quadrant " + q
+                            + " channel " + c + ": " + actual[c] + " vs PIL " + want);
+                }
+            }
+        }
+        // lossless WebP: every pixel is exactly its quadrant's colour (the alpha-128 quadrant included)
+        BufferedImage lossless = ImageLoader.load(FORMATS.resolve("quadrants_lossless.webp"));
+        JsonNode drawn = formats.get("files").get("quadrants_lossless.webp").get("drawn_rgb");
+        for (int y = 0; y < lossless.getHeight(); y++) {
+            for (int x = 0; x < lossless.getWidth(); x++) {
+                JsonNode colour = drawn.get((y < lossless.getHeight() / 2 ? 0 : 2) + (x < lossless.getWidth() / 2 ? 0 : 1));
+                int want = colour.get(0).asInt() << 16 | colour.get(1).asInt() << 8 | colour.get(2).asInt();
+                assertEquals(want, lossless.getRGB(x, y) & 0xFFFFFF, "lossless pixel " + x + "," + y);
+            }
+        }
+    }
+
+    @Test
+    void truncatedWebpAndCmykJpegNameTheFile() throws Exception {
+        for (String name : new String[] {"quadrants_lossy.webp", "quadrants_lossless.webp", "quadrants_cmyk.jpg"}) {
+            byte[] webp = Files.readAllBytes(FORMATS.resolve(name));
+            Path file = temp.resolve("truncated_" + name);
+            Files.write(file, Arrays.copyOf(webp, webp.length * 2 / 3));
+            IOException e = assertThrows(IOException.class, () -> ImageLoader.load(file));
+            System.out.println(e.getMessage());
+            assertTrue(e.getMessage().contains(file.getFileName().toString()), e.getMessage());
+            assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+        }
+    }
+
+    @Test
+    void webpAndCmykPixelLimitIsCheckedFromTheHeader() {
+        for (String name : new String[] {"quadrants_lossy.webp", "quadrants_lossless.webp", "quadrants_cmyk.jpg"}) {
+            IOException e = assertThrows(IOException.class, () -> ImageLoader.load(FORMATS.resolve(name), 1000));
+            assertTrue(e.getMessage().contains(name) && e.getMessage().contains("exceeds the limit"), e.getMessage());
+        }
     }
 
     @Test

@@ -1,0 +1,60 @@
+package xllm.vision;
+
+import ai.djl.ndarray.NDArray;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+
+/**
+ * A frozen image encoder as the image interfaces see it (DESIGN.md §3): a batch of preprocessed images
+ * (B, 3, H, W) becomes a sequence of feature vectors (B, N, D) that a Q-Former cross-attends to. Implemented by
+ * {@link EfficientNetLite0} (the 7×7 head feature map as 49 tokens) and {@link ClipVisionEncoder} (ViT patch
+ * tokens of the penultimate layer, as BLIP-2).
+ *
+ * <p>{@link #identity()} names the weights and every choice that changes the features (which layer, input size),
+ * so a feature cache keyed by it is invalidated when any of them changes.
+ */
+public interface VisionEncoder extends AutoCloseable {
+
+    /**
+     * Images (B, 3, H, W), preprocessed as {@link #transforms()} does, → features (B, N, D). The result belongs to
+     * the images' manager; intermediates are freed before returning.
+     */
+    NDArray features(NDArray images);
+
+    /** Shape of one preprocessed input, (3, H, W). */
+    long[] inputShape();
+
+    /** Shape of one image's features, (N, D), for {@link #inputShape()}. */
+    long[] featureShape();
+
+    /** The evaluation-time preprocessing the encoder was trained with (resize, crop, mean/std). */
+    ImageTransforms transforms();
+
+    /** Weights and feature choices, e.g. {@code "efficientnet-lite0 sha256=…"}; stable across runs. */
+    String identity();
+
+    /** Frees the weights. */
+    @Override
+    void close();
+
+    /** Hex SHA-256 of a file's bytes, for {@link #identity()}. */
+    static String sha256(Path file) throws IOException {
+        MessageDigest digest;
+        try {
+            digest = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] buffer = new byte[1 << 16];
+            for (int n; (n = in.read(buffer)) > 0; ) digest.update(buffer, 0, n);
+        }
+        return HexFormat.of().formatHex(digest.digest());
+    }
+}
