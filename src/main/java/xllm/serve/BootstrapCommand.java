@@ -5,6 +5,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import xllm.data.PocketsphinxTestdata;
 import xllm.data.SyntheticScenes;
 import xllm.data.SyntheticSpeech;
 
@@ -17,7 +18,8 @@ import java.util.concurrent.Callable;
 /** {@code ./xllm bootstrap ...}: generates the training data we draw ourselves (DESIGN.md §5). */
 @Command(name = "bootstrap", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Generate synthetic training and evaluation data.",
-        subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Speech.class, CommandLine.HelpCommand.class})
+        subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Speech.class,
+                BootstrapCommand.Pocketsphinx.class, CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -176,6 +178,35 @@ public final class BootstrapCommand implements Runnable {
                             + "(%.1f s, %.1f utterances/s)%n", summary.manifest(), summary.utterances(),
                     summary.mandarin(), summary.audioSeconds() / 60, summary.minSeconds(), summary.maxSeconds(),
                     summary.wallSeconds(), summary.utterancesPerSecond());
+        }
+    }
+
+    /** {@code ./xllm bootstrap pocketsphinx}: see {@link PocketsphinxTestdata}. */
+    @Command(name = "pocketsphinx", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {"Build an English ASR evaluation manifest from the real recordings of the Debian package "
+                    + "pocketsphinx-testdata (LibriVox read speech, card names, digits): OUT/audio/*.wav (16 kHz) and "
+                    + "OUT/eval.jsonl with lower-cased reference text."})
+    static final class Pocketsphinx implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/pocketsphinx",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--data", paramLabel = "DIR", defaultValue = PocketsphinxTestdata.DEFAULT_ROOT,
+                description = "The package's test data (default: ${DEFAULT-VALUE}).")
+        Path data;
+
+        @Override
+        public Integer call() throws IOException {
+            PocketsphinxTestdata.Summary summary = PocketsphinxTestdata.build(data, out);
+            PrintWriter printer = spec.commandLine().getOut();
+            printer.printf(Locale.ROOT, "wrote %s: %d utterances, %.1f s of audio%n", summary.manifest(),
+                    summary.utterances(), summary.audioSeconds());
+            printer.flush();
+            return 0;
         }
     }
 }
