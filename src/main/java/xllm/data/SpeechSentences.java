@@ -24,7 +24,10 @@ public final class SpeechSentences {
             {"flower", "flowers"}, {"boat", "boats"}, {"train", "trains"}, {"bus", "buses"}, {"phone", "phones"},
             {"clock", "clocks"}, {"lamp", "lamps"}, {"bottle", "bottles"}, {"box", "boxes"}, {"bag", "bags"},
             {"shoe", "shoes"}, {"hat", "hats"}, {"key", "keys"}, {"picture", "pictures"}, {"door", "doors"},
-            {"horse", "horses"}, {"fish", "fish"}, {"bridge", "bridges"}, {"river", "rivers"}};
+            {"horse", "horses"}, {"fish", "fish"}, {"bridge", "bridges"}, {"river", "rivers"}, {"pen", "pens"},
+            {"spoon", "spoons"}, {"plate", "plates"}, {"ship", "ships"}, {"plane", "planes"}, {"bicycle", "bicycles"},
+            {"kite", "kites"}, {"umbrella", "umbrellas"}, {"banana", "bananas"}, {"letter", "letters"},
+            {"candle", "candles"}, {"basket", "baskets"}, {"mirror", "mirrors"}, {"pillow", "pillows"}};
     static final String[] POSITIONS = {"in the top left corner", "in the top right corner",
             "in the bottom left corner", "in the bottom right corner", "in the center", "in the middle",
             "on the left", "on the right", "at the top", "at the bottom", "near the edge", "next to the border"};
@@ -36,6 +39,11 @@ public final class SpeechSentences {
     static final String[] ACTIONS = {"is painting", "is looking at", "bought", "found", "dropped", "is holding",
             "carried", "cleaned", "wants", "likes"};
     static final String[] DAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
+    static final String[] CITIES = {"london", "paris", "tokyo", "new york", "berlin", "sydney", "toronto", "madrid",
+            "rome", "beijing", "shanghai", "cairo", "chicago", "dublin"};
+    static final String[] WEATHER = {"sunny", "cloudy", "rainy", "windy", "cold", "warm", "foggy", "hot"};
+    static final String[] ORDINALS = {"first", "second", "third", "fourth", "fifth", "next", "last"};
+    static final String[] LANDMARKS = {"corner", "traffic light", "church", "school", "station", "bank", "park"};
     static final String[] SCENE_QUESTIONS = {"what colour is the shape", "what colour are the shapes",
             "what shape is it", "what shape are they", "how many shapes are there", "describe the image",
             "write a short caption for the image"};
@@ -80,7 +88,7 @@ public final class SpeechSentences {
 
     /** One English sentence in spoken form. */
     public static String english(SplittableRandom r) {
-        int template = r.nextInt(20);
+        int template = r.nextInt(28);
         String colour = pick(r, COLOURS);
         String[] shape = pick(r, SHAPES);
         String[] object = pick(r, OBJECTS);
@@ -116,8 +124,19 @@ public final class SpeechSentences {
                     + numberWords(r.nextInt(2, 100)) + " cents";
             case 18 -> "the " + shape[0] + " is " + pick(r, new String[]{"bigger", "smaller", "higher", "lower"})
                     + " than the " + other(r, SHAPES, shape)[0];
-            default -> "on " + pick(r, DAYS) + " " + pick(r, PEOPLE) + " saw " + numberWords(count) + " "
+            case 19 -> "on " + pick(r, DAYS) + " " + pick(r, PEOPLE) + " saw " + numberWords(count) + " "
                     + object[1];
+            case 20 -> "can you tell me how many " + object[1] + " are " + pick(r, PLACES);
+            case 21 -> "the weather in " + pick(r, CITIES) + " is " + pick(r, WEATHER) + " on " + pick(r, DAYS);
+            case 22 -> "turn " + pick(r, new String[]{"left", "right"}) + " at the " + pick(r, ORDINALS) + " "
+                    + pick(r, LANDMARKS) + " and walk " + numberWords(r.nextInt(2, 20)) + " meters";
+            case 23 -> pick(r, PEOPLE) + " will arrive in " + numberWords(r.nextInt(2, 60)) + " minutes";
+            case 24 -> "is there a " + colour + " " + shape[0] + " " + pick(r, POSITIONS);
+            case 25 -> "move the " + pick(r, SIZES) + " " + shape[0] + " to the " + pick(r, new String[]{"left",
+                    "right", "top", "bottom", "center"}) + " of the picture";
+            case 26 -> "please give me the " + colour + " " + object[0] + " and the " + pick(r, OBJECTS)[0];
+            default -> "my " + object[0] + " is " + pick(r, new String[]{"older", "newer", "bigger", "smaller",
+                    "cheaper"}) + " than your " + other(r, OBJECTS, object)[0];
         };
     }
 
