@@ -5,6 +5,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import xllm.eval.BenchmarkReport;
+import xllm.eval.CifBenchmark;
 import xllm.eval.LlmBenchmark;
 import xllm.eval.TrainBenchmark;
 import xllm.eval.VisionBenchmark;
@@ -17,7 +18,8 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks that print a table and, with --json, write DESIGN.md §8's JSON. Peers run in the same "
                 + "invocation (needs the reference venv: tools/reference/setup.sh).",
-        subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class, BenchCommand.Vision.class})
+        subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class, BenchCommand.Vision.class,
+                BenchCommand.CifIntegrate.class})
 public final class BenchCommand implements Runnable {
 
     /** xllm and its peer both use every core. */
@@ -109,6 +111,30 @@ public final class BenchCommand implements Runnable {
             Path path = ModelStore.defaultStore().resolve(weights);
             return output.run(manager -> VisionBenchmark.run(new VisionBenchmark.Config(path, batch, repeats, THREADS,
                     !output.noPeer), manager));
+        }
+    }
+
+    @Command(name = "cif", mixinStandardHelpOptions = true,
+            description = {"Forward + backward (gradients to hidden and alphas) of xllm's loop-free CIF integrate at "
+                    + "B x U x D (default 16 x 1000 x 512, float32, alphas ~ U[0, 0.5)), beside FunASR's per-frame loop "
+                    + "in PyTorch eager (tools/reference/bench_cif.py), interleaved run by run: forward, forward+backward "
+                    + "and process-CPU medians, peak RSS.",
+                    "The loop's backward is quadratic in U: at U=1000 expect tens of seconds per peer run."})
+    static final class CifIntegrate implements Callable<Integer> {
+        @Option(names = "--batch", defaultValue = "16") int batch;
+        @Option(names = "--frames", defaultValue = "1000", description = "U, encoder frames (default ${DEFAULT-VALUE}).")
+        int frames;
+        @Option(names = "--width", defaultValue = "512", description = "D (default ${DEFAULT-VALUE}).") int width;
+        @Option(names = "--max-alpha", defaultValue = "0.5",
+                description = "Alphas ~ U[0, this) (default ${DEFAULT-VALUE}: about U/4 tokens).") double maxAlpha;
+        @Option(names = "--warmup", defaultValue = "1") int warmup;
+        @Option(names = "--repeats", defaultValue = "3") int repeats;
+        @Mixin ReportOptions output;
+
+        @Override
+        public Integer call() throws Exception {
+            return output.run(manager -> CifBenchmark.run(new CifBenchmark.Config(batch, frames, width, maxAlpha, warmup,
+                    repeats, THREADS, !output.noPeer), manager));
         }
     }
 }

@@ -5,7 +5,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import xllm.data.PocketsphinxTestdata;
 import xllm.data.SyntheticScenes;
+import xllm.data.SyntheticSpeech;
 import xllm.data.SyntheticVideos;
 
 import java.io.IOException;
@@ -17,7 +19,8 @@ import java.util.concurrent.Callable;
 /** {@code ./xllm bootstrap ...}: generates the training data we draw ourselves (DESIGN.md §5). */
 @Command(name = "bootstrap", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Generate synthetic training and evaluation data.",
-        subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, CommandLine.HelpCommand.class})
+        subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, BootstrapCommand.Speech.class,
+                BootstrapCommand.Pocketsphinx.class, CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -149,6 +152,125 @@ public final class BootstrapCommand implements Runnable {
                             + "(%.1f s, %.1f clips/s)%n", summary.manifest(), summary.samples(),
                     summary.chineseSamples(), summary.clips(), summary.aviClips(),
                     summary.manifest().resolveSibling("videos"), summary.seconds(), summary.clipsPerSecond());
+        }
+    }
+
+    /** {@code ./xllm bootstrap speech}: see {@link SyntheticSpeech}. */
+    @Command(name = "speech", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {
+                    "Synthesise an ASR corpus with espeak-ng: short English sentences about shapes, colours, counts, "
+                            + "positions, numbers and everyday things (and, with --mandarin, Chinese sentences spoken "
+                            + "through numbered pinyin), several voices, rates and pitches, speed perturbation "
+                            + "0.9/1.0/1.1 and additive noise at 5-30 dB SNR.",
+                    "Writes OUT/audio/*.wav (16 kHz 16-bit mono), OUT/train.jsonl and OUT/eval.jsonl of "
+                            + "{\"id\",\"audio\",\"text\",\"language\",...}. Eval sentences never occur in train; "
+                            + "eval voices and rates come from the train mix. Needs espeak-ng (apt-get install "
+                            + "espeak-ng)."})
+    static final class Speech implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/synthetic/speech",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--train", paramLabel = "N", defaultValue = "2000",
+                description = "English training utterances (default: ${DEFAULT-VALUE}); 0 for none.")
+        int train;
+
+        @Option(names = "--eval", paramLabel = "M", defaultValue = "200",
+                description = "English evaluation utterances (default: ${DEFAULT-VALUE}); 0 for none.")
+        int eval;
+
+        @Option(names = "--mandarin", paramLabel = "K", defaultValue = "0",
+                description = "Mandarin training utterances added to train (default: ${DEFAULT-VALUE}); eval gets "
+                        + "the same fraction, K*M/N rounded up.")
+        int mandarin;
+
+        @Option(names = "--seed", paramLabel = "SEED", defaultValue = "42",
+                description = "Seed; the same seed writes byte-identical files (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--workers", paramLabel = "W", description = "Parallel espeak-ng processes (default: cores).")
+        Integer workers;
+
+        @Option(names = "--questions-from", paramLabel = "SCENES_MANIFEST",
+                description = "Also speak the questions of this `bootstrap scenes` manifest: writes "
+                        + "OUT/questions-<name>.jsonl of {\"id\",\"audio\",\"text\",\"image\",...}.")
+        Path questionsFrom;
+
+        @Override
+        public Integer call() throws IOException {
+            if (train < 0 || eval < 0 || mandarin < 0) throw new IllegalArgumentException("counts must be >= 0");
+            if (train + mandarin == 0 && eval == 0 && questionsFrom == null) {
+                throw new IllegalArgumentException("nothing to do: --train, --eval, --mandarin and --questions-from "
+                        + "are all empty");
+            }
+            int threads = workers != null ? Math.max(1, workers) : Runtime.getRuntime().availableProcessors();
+            PrintWriter printer = spec.commandLine().getOut();
+            java.util.function.Consumer<String> progress = line -> {
+                synchronized (printer) {
+                    printer.println(line);
+                    printer.flush();
+                }
+            };
+            java.util.Set<String> trainTexts = java.util.Set.of();
+            if (train + mandarin > 0) {
+                SyntheticSpeech.Summary summary = SyntheticSpeech.generate(out, "train", train, mandarin, seed,
+                        java.util.Set.of(), threads, progress);
+                report(printer, summary);
+                trainTexts = summary.texts();
+            }
+            int evalMandarin = train == 0 ? 0 : (int) Math.ceil((double) mandarin * eval / train);
+            if (eval + evalMandarin > 0) {
+                report(printer, SyntheticSpeech.generate(out, "eval", eval, evalMandarin, seed, trainTexts, threads,
+                        progress));
+            }
+            if (questionsFrom != null) {
+                if (!java.nio.file.Files.isRegularFile(questionsFrom)) {
+                    throw new IllegalArgumentException("--questions-from " + questionsFrom + ": no such file");
+                }
+                report(printer, SyntheticSpeech.speakQuestions(questionsFrom, out, seed, threads, progress));
+            }
+            printer.flush();
+            return 0;
+        }
+
+        private static void report(PrintWriter printer, SyntheticSpeech.Summary summary) {
+            printer.printf(Locale.ROOT, "wrote %s: %d utterances (%d Mandarin), %.1f min of audio, %.1f-%.1f s each "
+                            + "(%.1f s, %.1f utterances/s)%n", summary.manifest(), summary.utterances(),
+                    summary.mandarin(), summary.audioSeconds() / 60, summary.minSeconds(), summary.maxSeconds(),
+                    summary.wallSeconds(), summary.utterancesPerSecond());
+        }
+    }
+
+    /** {@code ./xllm bootstrap pocketsphinx}: see {@link PocketsphinxTestdata}. */
+    @Command(name = "pocketsphinx", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {"Build an English ASR evaluation manifest from the real recordings of the Debian package "
+                    + "pocketsphinx-testdata (LibriVox read speech, card names, digits): OUT/audio/*.wav (16 kHz) and "
+                    + "OUT/eval.jsonl with lower-cased reference text."})
+    static final class Pocketsphinx implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/pocketsphinx",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--data", paramLabel = "DIR", defaultValue = PocketsphinxTestdata.DEFAULT_ROOT,
+                description = "The package's test data (default: ${DEFAULT-VALUE}).")
+        Path data;
+
+        @Override
+        public Integer call() throws IOException {
+            PocketsphinxTestdata.Summary summary = PocketsphinxTestdata.build(data, out);
+            PrintWriter printer = spec.commandLine().getOut();
+            printer.printf(Locale.ROOT, "wrote %s: %d utterances, %.1f s of audio%n", summary.manifest(),
+                    summary.utterances(), summary.audioSeconds());
+            printer.flush();
+            return 0;
         }
     }
 }

@@ -3,6 +3,7 @@ package xllm.serve;
 import ai.djl.ndarray.NDManager;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import xllm.eval.AsrEvaluation;
 import xllm.eval.ImageQaEvaluation;
 import xllm.hub.ModelStore;
 import xllm.model.ImageChat;
@@ -13,7 +14,7 @@ import java.util.concurrent.Callable;
 
 /** {@code ./xllm eval ...}: evaluations that print a per-task table. */
 @Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a trained model.",
-        subcommands = {EvalCommand.Image.class})
+        subcommands = {EvalCommand.Image.class, EvalCommand.Asr.class})
 public final class EvalCommand implements Runnable {
 
     @Override
@@ -39,6 +40,28 @@ public final class EvalCommand implements Runnable {
                 scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%n", task, s.correct(), s.total(),
                         100 * s.accuracy()));
             }
+            return 0;
+        }
+    }
+
+    /**
+     * {@code ./xllm eval asr}: CER / WER of recognised text on an ASR manifest ({@link AsrEvaluation}). Today it
+     * scores stored hypotheses ({@code --hyp}); a {@code --model} recognizer plugs into the same
+     * {@link AsrEvaluation#run} once the ASR model exists.
+     */
+    @Command(name = "asr", mixinStandardHelpOptions = true,
+            description = {"CER and WER (with substitution / deletion / insertion counts) of hypotheses against an ASR "
+                    + "manifest {\"id\",\"audio\",\"text\"}: a per-utterance table, then corpus totals per language.",
+                    "Text is normalised first: NFKC (full-width to half-width), lower case, punctuation (CJK included) "
+                            + "removed, spaces between CJK characters removed."})
+    static final class Asr implements Callable<Integer> {
+        @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
+        @Option(names = "--hyp", required = true, description = "Hypotheses: JSONL of {\"id\", \"text\"}.") Path hypotheses;
+        @Option(names = "--limit", defaultValue = "0", description = "Score only the first N utterances (0 = all).") int limit;
+
+        @Override
+        public Integer call() throws Exception {
+            AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, System.out);
             return 0;
         }
     }

@@ -1,0 +1,210 @@
+package xllm.eval;
+
+import java.text.Normalizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Character and word error rates for ASR (English, Mandarin and mixed text), with the edit counts behind them.
+ *
+ * <p><b>Normalisation</b> (both sides, before any counting): NFKC (full-width letters, digits and punctuation
+ * become half-width: {@code ＡＢ１，} → {@code AB1,}), lower case, punctuation (Unicode class P, which includes
+ * CJK punctuation such as 。，、？！「」《》) replaced by a space except an apostrophe between two letters
+ * ({@code o'clock} stays one word), whitespace collapsed to one space and trimmed, and every space next to a CJK
+ * character (Han, Hiragana, Katakana) removed, since those scripts do not separate words with spaces.
+ *
+ * <p><b>Tokens.</b> WER counts words: runs of non-space characters, except that each CJK character is a word of its
+ * own (the usual "mixed error rate": Mandarin WER is therefore its CER). CER counts the code points of the
+ * normalised text. For CJK there are no spaces left to count; for English the single spaces between words are
+ * kept as characters (as jiwer and torchmetrics do), so that a merged or split word ("a cat" vs "acat") is an
+ * error rather than free.
+ *
+ * <p><b>Edit counts</b> come from one minimum-cost Levenshtein alignment (unit costs); among equally cheap
+ * alignments the backtrace prefers a match or substitution, then a deletion, then an insertion, so counts are
+ * deterministic. A rate is (S + D + I) / N, N the reference length; an utterance with an empty reference has
+ * N = 0 and its rate is I / 1 (every inserted token counts as one whole reference's worth of error), never
+ * infinite. Corpus rates sum edits and reference lengths over utterances (micro average).
+ */
+public final class ErrorRate {
+
+    /** Substitutions, deletions and insertions aligning a hypothesis to a reference of {@code referenceLength}. */
+    public record Edits(int substitutions, int deletions, int insertions, int referenceLength) {
+        public static final Edits NONE = new Edits(0, 0, 0, 0);
+
+        public int errors() {
+            return substitutions + deletions + insertions;
+        }
+
+        /** errors / N; for an empty reference errors / 1. */
+        public double rate() {
+            return errors() / (double) Math.max(referenceLength, 1);
+        }
+
+        public Edits plus(Edits other) {
+            return new Edits(substitutions + other.substitutions, deletions + other.deletions,
+                    insertions + other.insertions, referenceLength + other.referenceLength);
+        }
+    }
+
+    /** One utterance: raw and normalised texts, character and word edits. */
+    public record Row(String id, String reference, String hypothesis, String normalisedReference,
+                      String normalisedHypothesis, Edits characters, Edits words) {
+        public double cer() {
+            return characters.rate();
+        }
+
+        public double wer() {
+            return words.rate();
+        }
+    }
+
+    /** Totals over rows; {@code exact} counts utterances whose normalised hypothesis equals the reference. */
+    public record Summary(int utterances, int exact, Edits characters, Edits words) {
+        public double cer() {
+            return characters.rate();
+        }
+
+        public double wer() {
+            return words.rate();
+        }
+
+        public double sentenceErrorRate() {
+            return utterances == 0 ? 0 : 1 - exact / (double) utterances;
+        }
+    }
+
+    private ErrorRate() {}
+
+    /** The normalisation described in the class comment. */
+    public static String normalise(String text) {
+        String s = Normalizer.normalize(text, Normalizer.Form.NFKC).toLowerCase(Locale.ROOT);
+        int[] cps = s.codePoints().toArray();
+        StringBuilder spaced = new StringBuilder(s.length());
+        for (int i = 0; i < cps.length; i++) {
+            int c = cps[i];
+            boolean apostrophe = (c == '\'' || c == '\u2019') && i > 0 && i + 1 < cps.length
+                    && Character.isLetter(cps[i - 1]) && Character.isLetter(cps[i + 1]);
+            if (apostrophe) spaced.append('\'');
+            else if (isPunctuation(c) || Character.isWhitespace(c) || Character.isSpaceChar(c)) spaced.append(' ');
+            else spaced.appendCodePoint(c);
+        }
+        // collapse spaces, dropping any space that touches a CJK character
+        int[] chars = spaced.toString().strip().codePoints().toArray();
+        StringBuilder out = new StringBuilder(chars.length);
+        for (int i = 0; i < chars.length; i++) {
+            int c = chars[i];
+            if (c != ' ') {
+                out.appendCodePoint(c);
+                continue;
+            }
+            int next = i + 1;
+            while (next < chars.length && chars[next] == ' ') next++;
+            int previous = out.length() == 0 ? -1 : out.codePointBefore(out.length());
+            if (previous >= 0 && next < chars.length && !isCjk(previous) && !isCjk(chars[next])) out.append(' ');
+            i = next - 1;
+        }
+        return out.toString();
+    }
+
+    /** Words of normalised text: space-separated runs, each CJK character its own word. */
+    public static List<String> words(String normalised) {
+        List<String> out = new ArrayList<>();
+        StringBuilder word = new StringBuilder();
+        normalised.codePoints().forEach(c -> {
+            if (c == ' ' || isCjk(c)) {
+                if (word.length() > 0) out.add(word.toString());
+                word.setLength(0);
+                if (c != ' ') out.add(new String(Character.toChars(c)));
+            } else {
+                word.appendCodePoint(c);
+            }
+        });
+        if (word.length() > 0) out.add(word.toString());
+        return out;
+    }
+
+    /** Code points of normalised text, as strings (so CER and WER share one alignment routine). */
+    public static List<String> characters(String normalised) {
+        List<String> out = new ArrayList<>();
+        normalised.codePoints().forEach(c -> out.add(new String(Character.toChars(c))));
+        return out;
+    }
+
+    /** Normalises both texts and counts character and word edits. */
+    public static Row score(String id, String reference, String hypothesis) {
+        String ref = normalise(reference);
+        String hyp = normalise(hypothesis);
+        return new Row(id, reference, hypothesis, ref, hyp, align(characters(ref), characters(hyp)),
+                align(words(ref), words(hyp)));
+    }
+
+    public static double cer(String reference, String hypothesis) {
+        return score("", reference, hypothesis).cer();
+    }
+
+    public static double wer(String reference, String hypothesis) {
+        return score("", reference, hypothesis).wer();
+    }
+
+    public static Summary summarise(List<Row> rows) {
+        Edits characters = Edits.NONE, words = Edits.NONE;
+        int exact = 0;
+        for (Row row : rows) {
+            characters = characters.plus(row.characters());
+            words = words.plus(row.words());
+            if (row.normalisedReference().equals(row.normalisedHypothesis())) exact++;
+        }
+        return new Summary(rows.size(), exact, characters, words);
+    }
+
+    /** Levenshtein alignment of token lists with S/D/I counts (deterministic tie-breaking, see class comment). */
+    public static Edits align(List<String> reference, List<String> hypothesis) {
+        int n = reference.size(), m = hypothesis.size();
+        int[][] cost = new int[n + 1][m + 1]; // cost[i][j]: edits turning reference[:i] into hypothesis[:j]
+        for (int i = 0; i <= n; i++) cost[i][0] = i;
+        for (int j = 0; j <= m; j++) cost[0][j] = j;
+        for (int i = 1; i <= n; i++) {
+            for (int j = 1; j <= m; j++) {
+                int diagonal = cost[i - 1][j - 1] + (reference.get(i - 1).equals(hypothesis.get(j - 1)) ? 0 : 1);
+                cost[i][j] = Math.min(diagonal, Math.min(cost[i - 1][j], cost[i][j - 1]) + 1);
+            }
+        }
+        int s = 0, d = 0, ins = 0;
+        int i = n, j = m;
+        while (i > 0 || j > 0) {
+            if (i > 0 && j > 0) {
+                boolean same = reference.get(i - 1).equals(hypothesis.get(j - 1));
+                if (cost[i][j] == cost[i - 1][j - 1] + (same ? 0 : 1)) {
+                    if (!same) s++;
+                    i--;
+                    j--;
+                    continue;
+                }
+            }
+            if (i > 0 && cost[i][j] == cost[i - 1][j] + 1) {
+                d++;
+                i--;
+            } else {
+                ins++;
+                j--;
+            }
+        }
+        return new Edits(s, d, ins, n);
+    }
+
+    static boolean isCjk(int codePoint) {
+        Character.UnicodeScript script = Character.UnicodeScript.of(codePoint);
+        return script == Character.UnicodeScript.HAN || script == Character.UnicodeScript.HIRAGANA
+                || script == Character.UnicodeScript.KATAKANA;
+    }
+
+    private static boolean isPunctuation(int c) {
+        return switch (Character.getType(c)) {
+            case Character.CONNECTOR_PUNCTUATION, Character.DASH_PUNCTUATION, Character.START_PUNCTUATION,
+                    Character.END_PUNCTUATION, Character.INITIAL_QUOTE_PUNCTUATION, Character.FINAL_QUOTE_PUNCTUATION,
+                    Character.OTHER_PUNCTUATION -> true;
+            default -> false;
+        };
+    }
+}
