@@ -41,14 +41,15 @@ public final class StageAssembly {
 
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
+        if (config.stage() == StageConfig.Stage.CONVERT_ASR) return xllm.speech.AsrTask.create(config, manager);
         boolean imageStage = config.stage() == StageConfig.Stage.ALIGN_IMAGE
                 && model.interfaces().equals(List.of(StageConfig.Interface.IMAGE));
         boolean videoStage = config.stage() == StageConfig.Stage.ALIGN_VIDEO
                 && model.interfaces().equals(List.of(StageConfig.Interface.VIDEO));
         if (!imageStage && !videoStage) {
             throw new IllegalArgumentException(config.recipe() + ": stage " + config.stage().id() + " with interfaces "
-                    + model.interfaces() + " needs components xllm does not have yet (this build trains align-image "
-                    + "and align-video)");
+                    + model.interfaces() + " needs components xllm does not have yet (this build trains convert-asr, "
+                    + "align-image and align-video)");
         }
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(model.llm()), manager);
         ImageInterface image;
