@@ -75,6 +75,13 @@ public final class VideoReader {
     public record VideoClip(Path file, VideoInfo info, int[] frameIndices, List<BufferedImage> frames) {
     }
 
+    static {
+        // JCodec logs to stdout, and its JPEG decoder warns "SOI not supported" on every MJPEG frame; stdout is
+        // reserved for results (`xllm generate`). JCodec prints a message only when its level is above the global
+        // one, so ERROR silences it; failures still surface as exceptions
+        org.jcodec.common.logging.Logger.setLevel(org.jcodec.common.logging.LogLevel.ERROR);
+    }
+
     private VideoReader() {
     }
 

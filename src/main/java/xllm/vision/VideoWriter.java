@@ -43,7 +43,7 @@ import java.util.List;
 public final class VideoWriter {
 
     /** Default H.264 quantiser: small files (~1.5 KB per 224² P-frame of a moving shape), colours intact. */
-    public static final int DEFAULT_QP = 24;
+    public static final int DEFAULT_QP = 20;
 
     private VideoWriter() {
     }
