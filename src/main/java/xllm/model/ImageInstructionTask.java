@@ -141,7 +141,6 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     public Batch prepare(List<ConversationSample> samples, boolean training, long seed) throws IOException {
         float[][] inputs = new float[samples.size()][];
         List<long[]> before = new ArrayList<>(), after = new ArrayList<>(), answers = new ArrayList<>();
-        long eos = llm.model().config().eosTokenIds().isEmpty() ? -1 : llm.model().config().eosTokenIds().get(0);
         for (int i = 0; i < samples.size(); i++) {
             ConversationSample s = samples.get(i);
             if (cache != null) {
@@ -153,14 +152,19 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
             }
             before.add(template.beforeImage());
             after.add(template.afterImage(s.question()));
-            long[] answer = llm.tokenizer().encode(" " + s.answer());
-            if (eos >= 0) {
-                answer = java.util.Arrays.copyOf(answer, answer.length + 1);
-                answer[answer.length - 1] = eos;
-            }
-            answers.add(answer);
+            answers.add(answerIds(llm, s.answer()));
         }
         return new Batch(inputs, cache != null, before, after, answers);
+    }
+
+    /** The trained answer: " " + answer, then the LLM's end-of-sequence token so generation learns to stop. */
+    static long[] answerIds(LanguageModel llm, String answer) {
+        long[] ids = llm.tokenizer().encode(" " + answer);
+        List<Long> eosIds = llm.model().config().eosTokenIds();
+        if (eosIds.isEmpty()) return ids;
+        long[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
+        out[ids.length] = eosIds.get(0);
+        return out;
     }
 
     @Override

@@ -8,6 +8,7 @@ import xllm.train.StageConfig;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -42,6 +43,10 @@ public final class StageAssembly {
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
         if (config.stage() == StageConfig.Stage.CONVERT_ASR) return xllm.speech.AsrTask.create(config, manager);
+        if (config.stage() == StageConfig.Stage.ALIGN_SPEECH
+                && model.interfaces().equals(List.of(StageConfig.Interface.SPEECH))) {
+            return speechTask(config, manager);
+        }
         boolean imageStage = config.stage() == StageConfig.Stage.ALIGN_IMAGE
                 && model.interfaces().equals(List.of(StageConfig.Interface.IMAGE));
         boolean videoStage = config.stage() == StageConfig.Stage.ALIGN_VIDEO
@@ -49,7 +54,7 @@ public final class StageAssembly {
         if (!imageStage && !videoStage) {
             throw new IllegalArgumentException(config.recipe() + ": stage " + config.stage().id() + " with interfaces "
                     + model.interfaces() + " needs components xllm does not have yet (this build trains convert-asr, "
-                    + "align-image and align-video)");
+                    + "align-image, align-video and align-speech)");
         }
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(model.llm()), manager);
         ImageInterface image;
@@ -69,6 +74,49 @@ public final class StageAssembly {
         ImageInstructionTask task = new ImageInstructionTask(llm, image, train, eval, cache);
         int computed = task.fillCache(manager);
         System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);
+        return task;
+    }
+
+    /** The speech interface a recipe describes: frozen encoder + CIF of {@code model.speechEncoder}, C-Former, S-Adapter. */
+    public static SpeechInterface speechInterface(StageConfig config, int llmWidth, NDManager manager) throws IOException {
+        StageConfig.Model model = config.model();
+        if (model.speechEncoder() == null) {
+            throw new IllegalArgumentException(config.recipe() + ": model.speechEncoder (a convert-asr checkpoint dir) is "
+                    + "required with the speech interface");
+        }
+        Path bert = model.bertInit() == null ? null : ModelStore.defaultStore().resolve(model.bertInit());
+        return SpeechInterface.create(ModelStore.defaultStore().resolve(model.speechEncoder()),
+                StageConfig.idOf(model.size()), bert, llmWidth, config.seed(), manager);
+    }
+
+    private static TrainingTask<?, ?> speechTask(StageConfig config, NDManager manager) throws IOException {
+        LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(config.model().llm()), manager);
+        SpeechInterface speech;
+        try {
+            speech = speechInterface(config, llm.model().config().hiddenSize(), manager);
+        } catch (IOException | RuntimeException e) {
+            llm.close();
+            throw e;
+        }
+        List<SpeechInstructionTask.Sample> train, eval;
+        xllm.train.FeatureCache cache = null;
+        try {
+            train = SpeechInstructionTask.readManifest(config.data().train());
+            eval = config.data().eval() == null ? List.of() : SpeechInstructionTask.readManifest(config.data().eval());
+            if (config.featureCache()) {
+                cache = xllm.train.FeatureCache.open(config.output().resolve("feature-cache"), "speech-encoder",
+                        speech.fingerprint());
+            }
+        } catch (IOException | RuntimeException e) {
+            speech.close();
+            llm.close();
+            throw e;
+        }
+        SpeechInstructionTask task = new SpeechInstructionTask(llm, speech, train, eval, cache);
+        if (cache != null) {
+            int computed = task.fillCache(manager);
+            System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);
+        }
         return task;
     }
 }

@@ -33,6 +33,11 @@ public final class LinearAdapter {
         return new LinearAdapter(prefix, weight, bias);
     }
 
+    /** The output width (the LLM's embedding width for an adapter). */
+    public int outputWidth() {
+        return (int) weight.getShape().get(0);
+    }
+
     /** (…, in) → (…, out). */
     public NDArray forward(NDArray features) {
         return Linear.linear(features, weight, bias).singletonOrThrow();
