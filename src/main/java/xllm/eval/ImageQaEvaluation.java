@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
-import xllm.model.ImageChat;
+import xllm.model.MediaChat;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -36,7 +36,7 @@ public final class ImageQaEvaluation {
         return text.strip().toLowerCase(java.util.Locale.ROOT).replaceAll("^[\\p{Punct}\\s。，！？]+|[\\p{Punct}\\s。，！？]+$", "");
     }
 
-    public static Map<String, Score> run(ImageChat chat, Path manifest, int limit, PrintStream log) throws IOException {
+    public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
         ObjectMapper json = new ObjectMapper();
         Map<String, int[]> counts = new TreeMap<>();
         List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);

@@ -5,7 +5,7 @@ import xllm.llm.Tokenizer;
 /**
  * The paper's prompt template around one image, {@code <Image>{image}</Image>Question: {question}\n Answer:}, as
  * token ids before and after the image vectors (for a video: {@code <Video>{video}</Video>...}, DESIGN.md §1). Training ({@link ImageInstructionTask}) and inference
- * ({@link ImageChat}) both build their prompts here, so they cannot drift apart.
+ * ({@link MediaChat}) both build their prompts here, so they cannot drift apart.
  */
 final class ImagePrompt {
 

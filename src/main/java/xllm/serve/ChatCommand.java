@@ -41,6 +41,10 @@ public final class ChatCommand implements Callable<Integer> {
             + "interface); change it with /video FILE.")
     java.nio.file.Path video;
 
+    @Option(names = "--audio", description = "Talk about this WAV (--model must be a checkpoint with a speech "
+            + "interface); change it with /audio FILE.")
+    java.nio.file.Path audio;
+
     @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).")
     int frames;
 
@@ -53,19 +57,17 @@ public final class ChatCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         java.nio.file.Path resolved = ModelStore.defaultStore().resolve(modelOption.model);
-        boolean imageMode = xllm.model.ImageChat.isCheckpoint(resolved);
-        if (image != null && video != null) throw new IllegalArgumentException("give --image or --video, not both");
-        if ((image != null || video != null) && !imageMode) {
-            throw new IllegalArgumentException((image != null ? "--image" : "--video")
-                    + " needs --model <training checkpoint dir>; " + resolved + " is not one");
+        boolean imageMode = xllm.model.MediaChat.isCheckpoint(resolved);
+        MediaOption media = MediaOption.of(image, video, audio);
+        if (media != null && !imageMode) {
+            throw new IllegalArgumentException("--" + media.flag() + " needs --model <training checkpoint dir>; " + resolved
+                    + " is not one");
         }
         try (NDManager manager = NDManager.newBaseManager();
-             AutoCloseable owned = imageMode ? xllm.model.ImageChat.open(resolved, frames, manager) : modelOption.open(manager)) {
-            if (imageMode && (image != null || video != null)) {
-                ((xllm.model.ImageChat) owned).requireModality(image != null ? "Image" : "Video", resolved);
-            }
+             AutoCloseable owned = imageMode ? xllm.model.MediaChat.open(resolved, frames, manager) : modelOption.open(manager)) {
+            if (media != null) ((xllm.model.MediaChat) owned).requireModality(media.modality(), resolved);
             ChatSession session = imageMode
-                    ? new ChatSession(null, (xllm.model.ImageChat) owned, image != null ? image : video,
+                    ? new ChatSession(null, (xllm.model.MediaChat) owned, media == null ? null : media.path(),
                             sampling.toOptions(), out, system)
                     : new ChatSession((LanguageModel) owned, sampling.toOptions(), out, system);
             String name = resolved.getFileName().toString();

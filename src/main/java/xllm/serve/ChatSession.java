@@ -19,6 +19,7 @@ final class ChatSession {
             Commands:
               /image FILE    ask about this image from now on (needs a training checkpoint as --model)
               /video FILE    ask about this video from now on (needs a video-interface checkpoint)
+              /audio FILE    talk about this WAV from now on (needs a speech-interface checkpoint)
               /system TEXT   set the system message (and start a new conversation)
               /reset         forget the conversation (keeps the system message)
               /help          this text
@@ -26,8 +27,8 @@ final class ChatSession {
             A line ending in \\ continues on the next line; a line with only \"\"\" starts or ends a block.""";
 
     private final LanguageModel model;          // text chat, or null in image mode
-    private final xllm.model.ImageChat imageChat; // image/video mode: a trained image or video interface, or null
-    private java.nio.file.Path image;             // the current image or video
+    private final xllm.model.MediaChat imageChat; // media mode: a trained image, video or speech interface, or null
+    private java.nio.file.Path image;             // the current image, video or WAV
     private final Generator.Options options;
     private final PrintStream out;
     private final List<ChatTemplate.Message> history = new ArrayList<>();
@@ -38,7 +39,7 @@ final class ChatSession {
     }
 
     /** Image mode: each turn asks {@code imageChat} about the current image (the paper's single-turn template). */
-    ChatSession(LanguageModel model, xllm.model.ImageChat imageChat, java.nio.file.Path image, Generator.Options options,
+    ChatSession(LanguageModel model, xllm.model.MediaChat imageChat, java.nio.file.Path image, Generator.Options options,
                 PrintStream out, String system) {
         this.model = model;
         this.imageChat = imageChat;
@@ -59,7 +60,7 @@ final class ChatSession {
         if (text.startsWith("/")) return command(text);
         if (imageChat != null) {
             if (image == null) {
-                String kind = imageChat.modality().toLowerCase(java.util.Locale.ROOT);
+                String kind = xllm.model.MediaChat.flag(imageChat.modality());
                 out.println("(no " + kind + " yet: /" + kind + " FILE)");
                 return true;
             }
@@ -101,13 +102,14 @@ final class ChatSession {
                 out.println(system == null ? "(system message removed)" : "(system message set; conversation cleared)");
             }
             case "/help" -> out.println(HELP);
-            case "/image", "/video" -> {
+            case "/image", "/video", "/audio" -> {
                 String kind = parts[0].substring(1);
                 if (imageChat == null) {
                     out.println("(this model has no " + kind + " interface: start chat with --model <training checkpoint>)");
-                } else if (!imageChat.modality().toLowerCase(java.util.Locale.ROOT).equals(kind)) {
-                    out.println("(this checkpoint has a " + imageChat.modality().toLowerCase(java.util.Locale.ROOT)
-                            + " interface; use /" + imageChat.modality().toLowerCase(java.util.Locale.ROOT) + ")");
+                } else if (!xllm.model.MediaChat.flag(imageChat.modality()).equals(kind)) {
+                    String have = xllm.model.MediaChat.flag(imageChat.modality());
+                    out.println("(this checkpoint has a " + (have.equals("audio") ? "speech" : have) + " interface; use /"
+                            + have + ")");
                 } else if (parts.length < 2 || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(parts[1].strip()))) {
                     out.println("(no such " + kind + " file: " + (parts.length < 2 ? "" : parts[1]) + ")");
                 } else {

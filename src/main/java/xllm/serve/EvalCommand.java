@@ -6,7 +6,7 @@ import picocli.CommandLine.Option;
 import xllm.eval.AsrEvaluation;
 import xllm.eval.ImageQaEvaluation;
 import xllm.hub.ModelStore;
-import xllm.model.ImageChat;
+import xllm.model.MediaChat;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -33,7 +33,7 @@ public final class EvalCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             Path checkpoint = ModelStore.defaultStore().resolve(model);
-            try (NDManager manager = NDManager.newBaseManager(); ImageChat chat = ImageChat.open(checkpoint, manager)) {
+            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
                 Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit,
                         showErrors ? System.err : null);
                 System.out.printf("%-16s %8s %8s %9s%n", "task", "correct", "total", "accuracy");
@@ -56,12 +56,43 @@ public final class EvalCommand implements Runnable {
                             + "removed, spaces between CJK characters removed."})
     static final class Asr implements Callable<Integer> {
         @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
-        @Option(names = "--hyp", required = true, description = "Hypotheses: JSONL of {\"id\", \"text\"}.") Path hypotheses;
+        @Option(names = {"-m", "--model"}, description = "Recognise with this checkpoint: a convert-asr checkpoint (the CIF "
+                + "ASR model, greedy) or an align-speech checkpoint (the frozen LLM through the C-Former, greedy, asked "
+                + "\"" + xllm.model.SpeechInstructionTask.ASR_INSTRUCTION + "\").") String model;
+        @Option(names = "--hyp", description = "Score stored hypotheses instead: JSONL of {\"id\", \"text\"}.") Path hypotheses;
         @Option(names = "--limit", defaultValue = "0", description = "Score only the first N utterances (0 = all).") int limit;
 
         @Override
         public Integer call() throws Exception {
-            AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, System.out);
+            if ((model == null) == (hypotheses == null)) throw new IllegalArgumentException("give exactly one of --model, --hyp");
+            if (hypotheses != null) {
+                AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, System.out);
+                return 0;
+            }
+            Path checkpoint = ModelStore.defaultStore().resolve(model);
+            if (xllm.speech.CifAsrModel.isCheckpoint(checkpoint)) {
+                try (xllm.speech.CifAsrModel asr = xllm.speech.CifAsrModel.load(checkpoint)) {
+                    AsrEvaluation.run(wav -> {
+                        try {
+                            return asr.transcribe(wav);
+                        } catch (java.io.IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }, data, limit, System.out);
+                }
+                return 0;
+            }
+            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
+                chat.requireModality("Speech", checkpoint);
+                AsrEvaluation.run(wav -> {
+                    try {
+                        return chat.answer(wav, xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
+                                xllm.llm.Generator.Options.greedy(64), null).text().strip();
+                    } catch (java.io.IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                }, data, limit, System.out);
+            }
             return 0;
         }
     }

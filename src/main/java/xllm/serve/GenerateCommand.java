@@ -40,6 +40,10 @@ public final class GenerateCommand implements Callable<Integer> {
             + "with a video interface (stage align-video).")
     java.nio.file.Path video;
 
+    @Option(names = "--audio", description = "Ask about this WAV (a spoken question, or transcribe it with --prompt "
+            + "\"Please faithfully recognize the speech.\"); --model must be a checkpoint with a speech interface.")
+    java.nio.file.Path audio;
+
     @Option(names = "--frames", description = "Frames sampled uniformly from the video (default: the training "
             + "recipe's model.videoFrames; the paper uses up to 10 at inference).")
     int frames;
@@ -48,18 +52,17 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        if (image != null && video != null) throw new IllegalArgumentException("give --image or --video, not both");
-        if (image != null || video != null) {
-            String flag = image != null ? "--image" : "--video";
+        MediaOption media = MediaOption.of(image, video, audio);
+        if (media != null) {
             java.nio.file.Path checkpoint = xllm.hub.ModelStore.defaultStore().resolve(modelOption.model);
-            if (!xllm.model.ImageChat.isCheckpoint(checkpoint)) {
+            if (!xllm.model.MediaChat.isCheckpoint(checkpoint)) {
                 throw new IllegalArgumentException(checkpoint + " is not an xllm training checkpoint (needs "
-                        + "model.safetensors + config.json); " + flag + " needs one, e.g. runs/<stage>/checkpoints/step-N");
+                        + "model.safetensors + config.json); --" + media.flag() + " needs one, e.g. runs/<stage>/checkpoints/step-N");
             }
             try (NDManager manager = NDManager.newBaseManager();
-                 xllm.model.ImageChat chat = xllm.model.ImageChat.open(checkpoint, frames, manager)) {
-                chat.requireModality(image != null ? "Image" : "Video", checkpoint);
-                chat.answer(image != null ? image : video, text, sampling.toOptions(), (row, delta) -> out.print(delta));
+                 xllm.model.MediaChat chat = xllm.model.MediaChat.open(checkpoint, frames, manager)) {
+                chat.requireModality(media.modality(), checkpoint);
+                chat.answer(media.path(), text, sampling.toOptions(), (row, delta) -> out.print(delta));
                 out.println();
             }
             return 0;

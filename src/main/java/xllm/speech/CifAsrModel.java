@@ -330,6 +330,17 @@ public final class CifAsrModel implements AutoCloseable {
     }
 
     /** A checkpoint directory (StageRunner's or {@link #save}'s) on a manager this model owns and closes. */
+    /** Whether {@code dir} holds a CIF ASR checkpoint (its config.json names model.type {@value #TYPE}). */
+    public static boolean isCheckpoint(Path dir) {
+        Path configFile = dir.resolve("config.json");
+        if (!Files.isRegularFile(configFile)) return false;
+        try {
+            return TYPE.equals(JSON.readTree(configFile.toFile()).path("model").path("type").asText());
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     public static CifAsrModel load(Path dir) throws IOException {
         NDManager own = NDManager.newBaseManager();
         try {

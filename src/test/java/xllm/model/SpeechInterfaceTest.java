@@ -103,6 +103,20 @@ class SpeechInterfaceTest {
         }
         double first = ((Number) a.get(0).get("loss")).doubleValue();
         double last = ((Number) a.get(11).get("loss")).doubleValue();
+        // the checkpoint answers about a WAV through MediaChat, and refuses other media naming itself
+        Path checkpoint;
+        try (var dirs = java.nio.file.Files.list(plain.resolve("checkpoints"))) {
+            checkpoint = dirs.sorted().reduce((x, y) -> y).orElseThrow();
+        }
+        try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
+            assertEquals("Speech", chat.modality());
+            var completion = chat.answer(AsrSample.readManifest(CLIPS).get(0).audio(), SpeechInstructionTask.ASR_INSTRUCTION,
+                    xllm.llm.Generator.Options.greedy(5), null);
+            assertTrue(completion.tokenIds().length > 0, "generates from the spliced speech prompt");
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> chat.requireModality("Image", checkpoint));
+            assertTrue(e.getMessage().contains(checkpoint.toString()) && e.getMessage().contains("--audio"), e.getMessage());
+        }
         assertTrue(last < first * 0.9, "loss falls (the tiny random Llama learns slowly: ~7.5 -> ~6.4 in 12 steps): " + first + " -> " + last);
     }
 }

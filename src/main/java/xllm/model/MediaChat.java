@@ -19,27 +19,30 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Answers questions about an image with a trained image interface: opens a training checkpoint (its recipe names
- * the frozen LLM and encoder; its tensors are the interface's trained parameters), then generates from the paper's
- * prompt {@code <Image>{image}</Image>Question: {question}\n Answer:}, exactly as the interface was trained.
+ * Answers questions about an image, a video or an utterance with a trained X2L interface: opens a training checkpoint
+ * (its recipe names the frozen LLM and encoders; its tensors are the interface's trained parameters), then generates
+ * from the paper's prompt {@code <Image>{image}</Image>Question: {question}\n Answer:} (or {@code <Video>},
+ * {@code <Speech>}), exactly as the interface was trained.
  */
-public final class ImageChat implements AutoCloseable {
+public final class MediaChat implements AutoCloseable {
 
     private final LanguageModel llm;
-    private final ImageInterface image;
+    private final ImageInterface image;    // image or video interface, or null
+    private final SpeechInterface speech;  // speech interface, or null
     private final ImagePrompt template;
 
-    private ImageChat(LanguageModel llm, ImageInterface image) {
+    private MediaChat(LanguageModel llm, ImageInterface image, SpeechInterface speech) {
         this.llm = llm;
         this.image = image;
-        this.template = new ImagePrompt(llm.tokenizer(), image.tag());
+        this.speech = speech;
+        this.template = new ImagePrompt(llm.tokenizer(), modality());
     }
 
     public static boolean isCheckpoint(Path path) {
         return Files.isDirectory(path) && Files.exists(path.resolve(Checkpoint.MODEL)) && Files.exists(path.resolve(Checkpoint.CONFIG));
     }
 
-    public static ImageChat open(Path checkpointDir, NDManager manager) throws IOException {
+    public static MediaChat open(Path checkpointDir, NDManager manager) throws IOException {
         return open(checkpointDir, 0, manager);
     }
 
@@ -47,7 +50,7 @@ public final class ImageChat implements AutoCloseable {
      * As {@link #open(Path, NDManager)}; for a video checkpoint, {@code videoFrames} > 0 samples that many frames per
      * video instead of the training recipe's count (each frame is encoded alone, so T may differ from training).
      */
-    public static ImageChat open(Path checkpointDir, int videoFrames, NDManager manager) throws IOException {
+    public static MediaChat open(Path checkpointDir, int videoFrames, NDManager manager) throws IOException {
         Checkpoint checkpoint = Checkpoint.load(checkpointDir);
         if (checkpoint.config() == null || !checkpoint.config().path("recipe").isTextual()) {
             throw new IOException(checkpointDir.resolve(Checkpoint.CONFIG) + ": no 'recipe' (not an xllm training checkpoint)");
@@ -62,11 +65,14 @@ public final class ImageChat implements AutoCloseable {
         }
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(config.model().llm()), manager);
         try {
-            ImageInterface image = StageAssembly.imageInterface(config, llm.model().config().hiddenSize(), manager);
+            int width = llm.model().config().hiddenSize();
+            boolean speaks = config.model().interfaces().equals(List.of(StageConfig.Interface.SPEECH));
+            ImageInterface image = speaks ? null : StageAssembly.imageInterface(config, width, manager);
+            SpeechInterface speech = speaks ? StageAssembly.speechInterface(config, width, manager) : null;
             Map<String, TrainableParameter> byName = new HashMap<>();
-            for (TrainableParameter p : image.parameters()) byName.put(p.name(), p);
+            for (TrainableParameter p : speaks ? speech.parameters() : image.parameters()) byName.put(p.name(), p);
             StageRunner.assign(byName, checkpoint.model(), Map.of(), checkpointDir.resolve(Checkpoint.MODEL), Set.of());
-            return new ImageChat(llm, image);
+            return new MediaChat(llm, image, speech);
         } catch (IOException | RuntimeException e) {
             llm.close();
             throw e;
@@ -75,25 +81,37 @@ public final class ImageChat implements AutoCloseable {
 
     /** Fails with a message naming the checkpoint when it was trained for the other modality. */
     public void requireModality(String wanted, Path checkpoint) {
-        if (!image.tag().equals(wanted)) {
-            throw new IllegalArgumentException(checkpoint + " has a " + image.tag().toLowerCase(java.util.Locale.ROOT)
-                    + " interface; it cannot answer about a " + wanted.toLowerCase(java.util.Locale.ROOT) + " (use --"
-                    + image.tag().toLowerCase(java.util.Locale.ROOT) + ")");
+        if (!modality().equals(wanted)) {
+            String have = flag(modality());
+            throw new IllegalArgumentException(checkpoint + " has a " + have + " interface; it cannot answer about "
+                    + (wanted.equals("Speech") ? "audio" : "a " + flag(wanted)) + " (use --" + have + ")");
         }
     }
 
-    /** "Image" or "Video": what {@link #answer} takes. */
-    public String modality() {
-        return image.tag();
+    /** The command-line word of a modality: image, video, audio. */
+    public static String flag(String modality) {
+        return modality.equals("Speech") ? "audio" : modality.toLowerCase(java.util.Locale.ROOT);
     }
 
-    /** Generates the answer to {@code question} about {@code imageFile} (a video file for a video checkpoint). */
-    public Generator.Completion answer(Path imageFile, String question, Generator.Options options,
+    /** "Image", "Video" or "Speech": what {@link #answer} takes. */
+    public String modality() {
+        return speech != null ? "Speech" : image.tag();
+    }
+
+    /** Generates the answer to {@code question} about {@code media}: an image, video or WAV file as the checkpoint takes. */
+    public Generator.Completion answer(Path media, String question, Generator.Options options,
                                        Generator.StreamListener listener) throws IOException {
-        float[] pixels = image.preprocess(imageFile);
+        float[] pixels = speech == null ? image.preprocess(media) : null;
+        float[][] fbank = speech == null ? null : speech.features(media);
         try (NDManager scope = llm.model().manager().newSubManager()) {
-            NDArray features = image.encode(scope.create(pixels, ImageInstructionTask.batchShape(1, image.inputShape())));
-            NDArray vectors = image.adapt(features).get(0);                               // (Q, D)
+            NDArray vectors;
+            if (speech != null) {
+                List<float[]> fired = speech.fire(java.util.Collections.singletonList(fbank), scope);
+                vectors = speech.adapt(fired, new long[1], scope).get(0);                  // (L, D), L fired tokens
+            } else {
+                NDArray features = image.encode(scope.create(pixels, ImageInstructionTask.batchShape(1, image.inputShape())));
+                vectors = image.adapt(features).get(0);                                   // (Q, D) or (T·Q, D)
+            }
             long[] before = template.beforeImage();
             long[] after = template.afterImage(question);
             PromptBatch prompt = PromptBatch.build(llm.model(), List.of(List.of(Segment.Text.prompt(before),
@@ -106,6 +124,7 @@ public final class ImageChat implements AutoCloseable {
 
     @Override
     public void close() {
+        if (speech != null) speech.close();
         llm.close();
     }
 }
