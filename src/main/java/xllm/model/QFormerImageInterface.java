@@ -49,11 +49,22 @@ public final class QFormerImageInterface implements ImageInterface {
         };
     }
 
+    /** A fresh interface: Q-Former initialised BERT-style from {@code seed}, adapter random. */
     public static QFormerImageInterface create(Path encoderWeights, String size, int llmWidth, long seed, NDManager manager)
             throws IOException {
+        return create(encoderWeights, size, null, llmWidth, seed, manager);
+    }
+
+    /**
+     * @param bertInit a BERT checkpoint the Q-Former starts from ({@link QFormer#initialiseFromBert}, as BLIP-2), or
+     *                 null for the random BERT initialisation; the adapter is random either way
+     */
+    public static QFormerImageInterface create(Path encoderWeights, String size, Path bertInit, int llmWidth, long seed,
+                                               NDManager manager) throws IOException {
         EfficientNetLite0 encoder = EfficientNetLite0.load(encoderWeights, manager);
         QFormerConfig config = qformerConfig(size);
-        QFormer qformer = QFormer.initialise(config, seed, manager);
+        QFormer qformer = bertInit == null ? QFormer.initialise(config, seed, manager)
+                : QFormer.initialiseFromBert(bertInit, config, seed, manager);
         manager.getEngine().setRandomSeed((int) seed);
         LinearAdapter adapter = LinearAdapter.initialise("imageInterface.adapter", config.hiddenSize(), llmWidth, manager,
                 DataType.FLOAT32);

@@ -20,7 +20,8 @@ public final class StageAssembly {
 
     /**
      * The image interface a recipe describes: {@code visionEncoder: random} with size tiny is the 8×8 patch test
-     * interface; a model-store name or path of EfficientNet-Lite0 weights gives encoder → Q-Former → adapter.
+     * interface; a model-store name or path of EfficientNet-Lite0 weights gives encoder → Q-Former → adapter, the
+     * Q-Former initialised from {@code model.bertInit} when the recipe names one.
      */
     public static ImageInterface imageInterface(StageConfig config, int llmWidth, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
@@ -29,10 +30,16 @@ public final class StageAssembly {
                 throw new IllegalArgumentException(config.recipe() + ": model.visionEncoder: 'random' is the tiny test "
                         + "encoder; use it with model.size: tiny");
             }
+            if (model.bertInit() != null) {
+                throw new IllegalArgumentException(config.recipe() + ": model.bertInit initialises a Q-Former; the tiny "
+                        + "'random' image interface has none");
+            }
             return new PatchImageInterface(llmWidth, config.seed(), manager);
         }
+        // bertInit first; StageRunner then applies initFrom (or a resumed checkpoint) over it
+        java.nio.file.Path bert = model.bertInit() == null ? null : ModelStore.defaultStore().resolve(model.bertInit());
         return QFormerImageInterface.create(ModelStore.defaultStore().resolve(model.visionEncoder()),
-                StageConfig.idOf(model.size()), llmWidth, config.seed(), manager);
+                StageConfig.idOf(model.size()), bert, llmWidth, config.seed(), manager);
     }
 
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {

@@ -145,6 +145,10 @@ public final class QFormer {
      * zeroes them, which makes every query identical after the first LayerNorm. Same seed, same tensors.
      */
     public static QFormer initialise(QFormerConfig config, long seed, NDManager manager) {
+        return new QFormer(config, freshTensors(config, seed, manager), manager);
+    }
+
+    private static Map<String, NDArray> freshTensors(QFormerConfig config, long seed, NDManager manager) {
         Random random = new Random(seed);
         Map<String, NDArray> tensors = new LinkedHashMap<>();
         for (var entry : expectedShapes(config).entrySet()) {
@@ -157,6 +161,62 @@ public final class QFormer {
                 for (int i = 0; i < values.length; i++) values[i] = (float) (random.nextGaussian() * INITIALISER_STD);
             } // biases stay 0
             tensors.put(name, manager.create(values, shape));
+        }
+        return tensors;
+    }
+
+    /**
+     * Where {@link #initialiseFromBert} takes each tensor from: our name → BERT key (without a {@code bert.} prefix).
+     * As LAVIS' {@code init_Qformer} (bert-base-uncased loaded into a BertLMHeadModel with cross-attention every
+     * {@code cross_attention_frequency}-th layer, then {@code intermediate}/{@code output} copied to the query FFN):
+     * self-attention, its output and the FFN of every layer come from BERT, the query FFN
+     * ({@code intermediate_query}/{@code output_query}) from the same BERT FFN, and the top-level {@code layernorm}
+     * from BERT's {@code embeddings.LayerNorm} (transformers' conversion maps LAVIS' {@code embeddings.LayerNorm},
+     * which normalises [queries ; text], to {@code layernorm}). Not in the map, hence freshly initialised: every
+     * {@code crossattention.*} tensor and {@code query_tokens}.
+     */
+    public static Map<String, String> bertSources(QFormerConfig config) {
+        Map<String, String> sources = new LinkedHashMap<>();
+        sources.put("layernorm.weight", "embeddings.LayerNorm.weight");
+        sources.put("layernorm.bias", "embeddings.LayerNorm.bias");
+        for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
+            String ours = "encoder.layer." + layer + ".", bert = ours;
+            for (String part : List.of("query", "key", "value")) {
+                for (String kind : List.of(".weight", ".bias")) {
+                    sources.put(ours + "attention.attention." + part + kind, bert + "attention.self." + part + kind);
+                }
+            }
+            for (String kind : List.of(".weight", ".bias")) {
+                sources.put(ours + "attention.output.dense" + kind, bert + "attention.output.dense" + kind);
+                sources.put(ours + "attention.output.LayerNorm" + kind, bert + "attention.output.LayerNorm" + kind);
+                sources.put(ours + "intermediate_query.dense" + kind, bert + "intermediate.dense" + kind);
+                sources.put(ours + "output_query.dense" + kind, bert + "output.dense" + kind);
+                sources.put(ours + "output_query.LayerNorm" + kind, bert + "output.LayerNorm" + kind);
+            }
+        }
+        return sources;
+    }
+
+    /**
+     * A Q-Former initialised from a BERT checkpoint, BLIP-2 style ({@link #bertSources} says which tensor comes from
+     * where); cross-attention and the learned queries as {@link #initialise} draws them with {@code seed}. Strict as
+     * {@link BertCheckpoint}: a config, key or shape that does not fit is an error naming it.
+     */
+    public static QFormer initialiseFromBert(Path bert, QFormerConfig config, long seed, NDManager manager)
+            throws IOException {
+        try (BertCheckpoint checkpoint = BertCheckpoint.open(bert, config)) {
+            return initialiseFromBert(checkpoint, config, seed, manager);
+        }
+    }
+
+    /** {@link #initialiseFromBert(Path, QFormerConfig, long, NDManager)} from an opened checkpoint. */
+    public static QFormer initialiseFromBert(BertCheckpoint bert, QFormerConfig config, long seed, NDManager manager)
+            throws IOException {
+        Map<String, Shape> shapes = expectedShapes(config);
+        Map<String, NDArray> tensors = freshTensors(config, seed, manager);
+        for (var entry : bertSources(config).entrySet()) {
+            NDArray loaded = bert.read(entry.getValue(), shapes.get(entry.getKey()), manager);
+            tensors.put(entry.getKey(), loaded).close();
         }
         return new QFormer(config, tensors, manager);
     }
