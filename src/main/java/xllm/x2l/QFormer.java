@@ -283,16 +283,47 @@ public final class QFormer {
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
             String prefix = "encoder.layer." + layer + ".";
             // step 2: the queries attend to each other (no mask: every query sees every query)
-            hidden = attention(hidden, hidden, null, prefix + "attention.");
+            hidden = selfAttention(hidden, null, layer);
             // step 3: on cross-attention layers the queries attend to the (unmasked) image features
-            if (config.hasCrossAttention(layer)) {
-                hidden = attention(hidden, imageFeatures, crossMask, prefix + "crossattention.");
-            }
+            if (config.hasCrossAttention(layer)) hidden = crossAttention(hidden, imageFeatures, crossMask, layer);
             // step 4: the query FFN (intermediate_query / output_query), post-norm residual as BERT
-            NDArray inner = Activation.gelu(linear(hidden, prefix + "intermediate_query.dense"));   // (B, Q, F)
-            hidden = layerNorm(linear(inner, prefix + "output_query.dense").add(hidden), prefix + "output_query.LayerNorm");
+            hidden = queryFeedForward(hidden, layer);
         }
         return hidden;
+    }
+
+    // The pieces of one layer, shared with the stage-1 text path (QFormerText), which runs them on [queries ; text].
+
+    /** The top LayerNorm ({@code layernorm}; LAVIS' embeddings LayerNorm) over (B, L, H) embeddings. */
+    NDArray embeddingLayerNorm(NDArray embeddings) {
+        return layerNorm(embeddings, "layernorm");
+    }
+
+    /** Layer {@code layer}'s self-attention over (B, L, H) with an additive mask broadcast to (B, heads, L, L), or none. */
+    NDArray selfAttention(NDArray hidden, NDArray mask, int layer) {
+        return attention(hidden, hidden, mask, "encoder.layer." + layer + ".attention.");
+    }
+
+    /** Layer {@code layer}'s cross-attention of (B, Q, H) queries to (B, N, encoder width) image features. */
+    NDArray crossAttention(NDArray queries, NDArray imageFeatures, NDArray imageMask, int layer) {
+        return attention(queries, imageFeatures, imageMask, "encoder.layer." + layer + ".crossattention.");
+    }
+
+    /** Layer {@code layer}'s query FFN ({@code intermediate_query}/{@code output_query}). */
+    NDArray queryFeedForward(NDArray queries, int layer) {
+        String prefix = "encoder.layer." + layer + ".";
+        return feedForward(queries, tensors, prefix + "intermediate_query", prefix + "output_query", config);
+    }
+
+    /** BERT FFN with post-norm residual: LayerNorm(x + output(gelu(intermediate(x)))). */
+    static NDArray feedForward(NDArray x, Map<String, NDArray> tensors, String intermediate, String output,
+                               QFormerConfig config) {
+        NDArray inner = Activation.gelu(Linear.linear(x, tensors.get(intermediate + ".dense.weight"),
+                tensors.get(intermediate + ".dense.bias")).singletonOrThrow());                      // (B, L, F)
+        NDArray out = Linear.linear(inner, tensors.get(output + ".dense.weight"), tensors.get(output + ".dense.bias"))
+                .singletonOrThrow().add(x);                                                         // (B, L, H)
+        return LayerNorm.layerNorm(out, new Shape(config.hiddenSize()), tensors.get(output + ".LayerNorm.weight"),
+                tensors.get(output + ".LayerNorm.bias"), (float) config.layerNormEps()).singletonOrThrow();
     }
 
     /** BERT attention sub-layer: multi-head attention from {@code x} to {@code source}, dense, residual, LayerNorm. */

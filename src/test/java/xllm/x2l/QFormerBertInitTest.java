@@ -35,8 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class QFormerBertInitTest {
 
     static final Path BERT = Path.of("src/test/resources/fixtures/bert");
-    /** The tiny fixture BERT's shape, cross-attending to 16-wide features. */
-    static final QFormerConfig TINY = new QFormerConfig(64, 2, 4, 128, 2, 16, 1e-12, 8, "gelu");
+    /** The tiny fixture BERT's shape, cross-attending to 32-wide features (PatchImageInterface.FEATURES). */
+    static final QFormerConfig TINY = new QFormerConfig(64, 2, 4, 128, 2, 32, 1e-12, 8, "gelu");
 
     private NDManager manager;
 
@@ -146,7 +146,7 @@ class QFormerBertInitTest {
                 () -> QFormer.initialiseFromBert(otherHeads, TINY, 1, manager));
         assertTrue(heads.getMessage().contains("num_attention_heads 8 (Q-Former: 4)"), heads.getMessage());
         // more BERT layers than the Q-Former has: seen in config.json, and in the keys when there is no config.json
-        QFormerConfig oneLayer = new QFormerConfig(64, 1, 4, 128, 2, 16, 1e-12, 8, "gelu");
+        QFormerConfig oneLayer = new QFormerConfig(64, 1, 4, 128, 2, 32, 1e-12, 8, "gelu");
         IllegalArgumentException depth = assertThrows(IllegalArgumentException.class,
                 () -> QFormer.initialiseFromBert(BERT, oneLayer, 1, manager));
         assertTrue(depth.getMessage().contains("num_hidden_layers 2 (Q-Former: 1)"), depth.getMessage());
