@@ -29,9 +29,10 @@ public final class QFormerImageInterface implements ImageInterface {
     private final EfficientNetLite0 encoder;
     private final String encoderIdentity;
     private final QFormer qformer;
-    private final LinearAdapter adapter;
+    private final LinearAdapter adapter; // null in stage 1 (convert-qformer): no LLM to adapt to yet
     private final ImageTransforms transforms = ImageTransforms.efficientNetLite();
 
+    /** @param adapter the I-Adapter, or null for stage 1, where only the encoder side and the Q-Former are used */
     public QFormerImageInterface(EfficientNetLite0 encoder, String encoderIdentity, QFormer qformer, LinearAdapter adapter) {
         this.encoder = encoder;
         this.encoderIdentity = encoderIdentity;
@@ -72,6 +73,21 @@ public final class QFormerImageInterface implements ImageInterface {
         return new QFormerImageInterface(encoder, identity, qformer, adapter);
     }
 
+    /**
+     * Stage 1 ({@code convert-qformer}): encoder → the given Q-Former, no adapter ({@link #adapt} is unavailable and
+     * {@link #parameters} lists the Q-Former only).
+     */
+    public static QFormerImageInterface withoutAdapter(Path encoderWeights, QFormer qformer, NDManager manager)
+            throws IOException {
+        EfficientNetLite0 encoder = EfficientNetLite0.load(encoderWeights, manager);
+        String identity = "efficientnet-lite0 sha256=" + xllm.train.CheckpointStore.sha256(encoderWeights);
+        return new QFormerImageInterface(encoder, identity, qformer, null);
+    }
+
+    public QFormer qformer() {
+        return qformer;
+    }
+
     @Override
     public float[] preprocess(Path image) throws IOException {
         return transforms.toChw(ImageLoader.load(image));
@@ -95,13 +111,14 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public NDArray adapt(NDArray features) {
+        if (adapter == null) throw new IllegalStateException("this image interface has no adapter (built for convert-qformer)");
         return adapter.forward(qformer.forward(features, null)); // (B, Q, H) → (B, Q, D)
     }
 
     @Override
     public List<TrainableParameter> parameters() {
         List<TrainableParameter> all = new ArrayList<>(qformer.parameters("imageInterface.qformer."));
-        all.addAll(adapter.parameters());
+        if (adapter != null) all.addAll(adapter.parameters());
         return all;
     }
 
@@ -117,6 +134,6 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public String describe() {
-        return encoderIdentity + " → Q-Former " + qformer.config() + " → linear adapter";
+        return encoderIdentity + " → Q-Former " + qformer.config() + (adapter == null ? "" : " → linear adapter");
     }
 }

@@ -3,7 +3,6 @@ package xllm.model;
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import xllm.hub.ModelStore;
 import xllm.tensor.Safetensors;
 import xllm.train.StageConfig;
 import xllm.train.TrainableParameter;
@@ -45,7 +44,7 @@ class StageAssemblyBertInitTest {
 
     @Test
     void alignImageHonoursBertInit(@TempDir Path dir) throws IOException {
-        Path minilm = ModelStore.defaultStore().resolve("all-minilm-l6-v2");
+        Path minilm = xllm.RealWeights.require("all-minilm-l6-v2");
         try (NDManager manager = NDManager.newBaseManager();
              Safetensors bert = Safetensors.open(minilm)) {
             float[] expected = bert.get("encoder.layer.2.attention.self.key.weight").toFloats();

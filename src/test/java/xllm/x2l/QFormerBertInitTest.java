@@ -6,7 +6,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import xllm.hub.ModelStore;
 import xllm.model.QFormerImageInterface;
 import xllm.tensor.HostTensor;
 import xllm.tensor.Safetensors;
@@ -161,7 +160,7 @@ class QFormerBertInitTest {
     /** The real all-MiniLM-L6-v2 (model store) into the demo Q-Former: the recipe's bertInit. */
     @Test
     void realMiniLmFillsTheDemoQFormer() throws IOException {
-        Path minilm = ModelStore.defaultStore().resolve("all-minilm-l6-v2");
+        Path minilm = xllm.RealWeights.require("all-minilm-l6-v2");
         QFormerConfig demo = QFormerImageInterface.qformerConfig("demo");
         QFormer qformer = QFormer.initialiseFromBert(minilm, demo, 42, manager);
         try (Safetensors file = Safetensors.open(minilm)) {
