@@ -35,7 +35,7 @@ public final class QFormerImageInterface implements ImageInterface {
 
     private final VisionEncoder encoder;
     private final QFormer qformer;
-    private final LinearAdapter adapter;
+    private final LinearAdapter adapter; // null in stage 1 (convert-qformer): no LLM to adapt to yet
     private final String prefix;   // "imageInterface" or "videoInterface"
     private final int frames;      // 0: one still image per sample; T > 0: T frames of a video
 
@@ -44,7 +44,10 @@ public final class QFormerImageInterface implements ImageInterface {
         this(encoder, qformer, adapter, 0);
     }
 
-    /** {@code frames} = 0: the image interface; T > 0: the video interface sampling T frames per video. */
+    /**
+     * {@code frames} = 0: the image interface; T > 0: the video interface sampling T frames per video.
+     * {@code adapter} null: stage 1, where only the encoder side and the Q-Former are used.
+     */
     public QFormerImageInterface(VisionEncoder encoder, QFormer qformer, LinearAdapter adapter, int frames) {
         if (frames < 0) throw new IllegalArgumentException("frames must be >= 0 (0 = still images), got " + frames);
         if (qformer.config().encoderHiddenSize() != encoder.featureShape()[1]) {
@@ -68,21 +71,40 @@ public final class QFormerImageInterface implements ImageInterface {
         };
     }
 
+    /** A fresh image interface: Q-Former initialised BERT-style from {@code seed}, adapter random. */
     public static QFormerImageInterface create(Path encoderWeights, String size, int llmWidth, long seed, NDManager manager)
             throws IOException {
-        return create(encoderWeights, size, llmWidth, seed, 0, manager);
+        return create(encoderWeights, size, null, llmWidth, seed, 0, manager);
     }
 
-    /** {@code frames} = 0: the image interface; T > 0: the video interface sampling T frames per video. */
-    public static QFormerImageInterface create(Path encoderWeights, String size, int llmWidth, long seed, int frames,
-                                               NDManager manager) throws IOException {
+    /**
+     * @param bertInit a BERT checkpoint the Q-Former starts from ({@link QFormer#initialiseFromBert}, as BLIP-2), or
+     *                 null for the random BERT initialisation; the adapter is random either way
+     * @param frames   0: the image interface; T > 0: the video interface sampling T frames per video
+     */
+    public static QFormerImageInterface create(Path encoderWeights, String size, Path bertInit, int llmWidth, long seed,
+                                               int frames, NDManager manager) throws IOException {
         EfficientNetLite0 encoder = EfficientNetLite0.load(encoderWeights, manager);
         QFormerConfig config = qformerConfig(size);
-        QFormer qformer = QFormer.initialise(config, seed, manager);
+        QFormer qformer = bertInit == null ? QFormer.initialise(config, seed, manager)
+                : QFormer.initialiseFromBert(bertInit, config, seed, manager);
         manager.getEngine().setRandomSeed((int) seed);
         LinearAdapter adapter = LinearAdapter.initialise((frames == 0 ? "imageInterface" : "videoInterface") + ".adapter",
                 config.hiddenSize(), llmWidth, manager, DataType.FLOAT32);
         return new QFormerImageInterface(encoder, qformer, adapter, frames);
+    }
+
+    /**
+     * Stage 1 ({@code convert-qformer}): encoder → the given Q-Former, no adapter ({@link #adapt} is unavailable and
+     * {@link #parameters} lists the Q-Former only).
+     */
+    public static QFormerImageInterface withoutAdapter(Path encoderWeights, QFormer qformer, NDManager manager)
+            throws IOException {
+        return new QFormerImageInterface(EfficientNetLite0.load(encoderWeights, manager), qformer, null, 0);
+    }
+
+    public QFormer qformer() {
+        return qformer;
     }
 
     @Override
@@ -133,6 +155,7 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public NDArray adapt(NDArray features) {
+        if (adapter == null) throw new IllegalStateException("this image interface has no adapter (built for convert-qformer)");
         if (frames == 0) return adapter.forward(qformer.forward(features, null)); // (B, Q, H) → (B, Q, D)
         long batch = features.getShape().get(0);
         NDArray queries = qformer.forward(features.reshape(batch * frames, features.getShape().get(2),
@@ -144,7 +167,7 @@ public final class QFormerImageInterface implements ImageInterface {
     @Override
     public List<TrainableParameter> parameters() {
         List<TrainableParameter> all = new ArrayList<>(qformer.parameters(prefix + ".qformer."));
-        all.addAll(adapter.parameters());
+        if (adapter != null) all.addAll(adapter.parameters());
         return all;
     }
 
@@ -161,6 +184,6 @@ public final class QFormerImageInterface implements ImageInterface {
     @Override
     public String describe() {
         return encoder.identity() + (frames == 0 ? "" : " on " + frames + " uniformly sampled video frames")
-                + " → Q-Former " + qformer.config() + " → linear adapter";
+                + " → Q-Former " + qformer.config() + (adapter == null ? "" : " → linear adapter");
     }
 }

@@ -7,7 +7,16 @@ import xllm.llm.LanguageModel;
 import xllm.train.StageConfig;
 import xllm.train.TrainingTask;
 
+import xllm.train.FeatureCache;
+import xllm.vision.EfficientNetLite0;
+import xllm.x2l.BertCheckpoint;
+import xllm.x2l.QFormer;
+import xllm.x2l.QFormerConfig;
+import xllm.x2l.QFormerPretraining;
+import xllm.x2l.QFormerText;
+
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -21,7 +30,8 @@ public final class StageAssembly {
 
     /**
      * The image interface a recipe describes: {@code visionEncoder: random} with size tiny is the 8×8 patch test
-     * interface; a model-store name or path of EfficientNet-Lite0 weights gives encoder → Q-Former → adapter.
+     * interface; a model-store name or path of EfficientNet-Lite0 weights gives encoder → Q-Former → adapter, the
+     * Q-Former initialised from {@code model.bertInit} when the recipe names one.
      */
     public static ImageInterface imageInterface(StageConfig config, int llmWidth, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
@@ -30,14 +40,20 @@ public final class StageAssembly {
                 throw new IllegalArgumentException(config.recipe() + ": model.visionEncoder: 'random' is the tiny test "
                         + "encoder; use it with model.size: tiny");
             }
+            if (model.bertInit() != null) {
+                throw new IllegalArgumentException(config.recipe() + ": model.bertInit initialises a Q-Former; the tiny "
+                        + "'random' image interface has none");
+            }
             return new PatchImageInterface(llmWidth, config.seed(), manager);
         }
         boolean video = model.interfaces().equals(List.of(StageConfig.Interface.VIDEO));
         if (video && model.videoFrames() < 1) {
             throw new IllegalArgumentException(config.recipe() + ": model.videoFrames must be >= 1, got " + model.videoFrames());
         }
+        // bertInit first; StageRunner then applies initFrom (or a resumed checkpoint) over it
+        Path bert = model.bertInit() == null ? null : ModelStore.defaultStore().resolve(model.bertInit());
         return QFormerImageInterface.create(ModelStore.defaultStore().resolve(model.visionEncoder()),
-                StageConfig.idOf(model.size()), llmWidth, config.seed(), video ? model.videoFrames() : 0, manager);
+                StageConfig.idOf(model.size()), bert, llmWidth, config.seed(), video ? model.videoFrames() : 0, manager);
     }
 
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {
@@ -47,6 +63,7 @@ public final class StageAssembly {
                 && model.interfaces().equals(List.of(StageConfig.Interface.SPEECH))) {
             return speechTask(config, manager);
         }
+        if (config.stage() == StageConfig.Stage.CONVERT_QFORMER) return qformerPretraining(config, manager);
         boolean imageStage = config.stage() == StageConfig.Stage.ALIGN_IMAGE
                 && model.interfaces().equals(List.of(StageConfig.Interface.IMAGE));
         boolean videoStage = config.stage() == StageConfig.Stage.ALIGN_VIDEO
@@ -54,7 +71,7 @@ public final class StageAssembly {
         if (!imageStage && !videoStage) {
             throw new IllegalArgumentException(config.recipe() + ": stage " + config.stage().id() + " with interfaces "
                     + model.interfaces() + " needs components xllm does not have yet (this build trains convert-asr, "
-                    + "align-image, align-video and align-speech)");
+                    + "convert-qformer, align-image, align-video and align-speech)");
         }
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(model.llm()), manager);
         ImageInterface image;
@@ -113,6 +130,51 @@ public final class StageAssembly {
             throw e;
         }
         SpeechInstructionTask task = new SpeechInstructionTask(llm, speech, train, eval, cache);
+        if (cache != null) {
+            int computed = task.fillCache(manager);
+            System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);
+        }
+        return task;
+    }
+
+    /**
+     * {@code convert-qformer}: the frozen image encoder, a Q-Former and its stage-1 text side and heads initialised
+     * from {@code model.bertInit} (required: it also supplies the tokenizer and the vocabulary), BLIP-2 stage-1
+     * objectives on the manifests' image-caption samples. {@code visionEncoder: random} (size tiny) gives the patch
+     * test encoder; the Q-Former cross-attends to whatever width the encoder produces.
+     */
+    static QFormerPretrainTask qformerPretraining(StageConfig config, NDManager manager) throws IOException {
+        StageConfig.Model model = config.model();
+        if (model.bertInit() == null) {
+            throw new IllegalArgumentException(config.recipe() + ": stage convert-qformer needs model.bertInit (a BERT "
+                    + "checkpoint with tokenizer.json: the text side's vocabulary and initialisation)");
+        }
+        Path bert = ModelStore.defaultStore().resolve(model.bertInit());
+        Path bertDir = Files.isDirectory(bert) ? bert : bert.toAbsolutePath().getParent();
+        boolean random = "random".equals(model.visionEncoder());
+        if (random && model.size() != StageConfig.ModelSize.TINY) {
+            throw new IllegalArgumentException(config.recipe() + ": model.visionEncoder: 'random' is the tiny test "
+                    + "encoder; use it with model.size: tiny");
+        }
+        ImageInterface encoder = random ? new PatchImageInterface(1, config.seed(), manager) : null;
+        long featureWidth = random ? encoder.featureShape()[1] : EfficientNetLite0.FEATURE_CHANNELS;
+        QFormerConfig qformerConfig = QFormerImageInterface.qformerConfig(StageConfig.idOf(model.size()))
+                .withEncoderHiddenSize(Math.toIntExact(featureWidth));
+        QFormerPretraining pretraining;
+        try (BertCheckpoint checkpoint = BertCheckpoint.open(bert, qformerConfig)) {
+            pretraining = QFormerPretraining.initialise(
+                    QFormer.initialiseFromBert(checkpoint, qformerConfig, config.seed(), manager),
+                    QFormerText.initialiseFromBert(checkpoint, qformerConfig, config.seed() + 1, manager),
+                    QFormerPretraining.DEFAULT_EMBED_DIM, config.seed() + 2, manager);
+        }
+        ImageInterface images = random ? encoder : QFormerImageInterface.withoutAdapter(
+                ModelStore.defaultStore().resolve(model.visionEncoder()), pretraining.qformer(), manager);
+        List<ConversationSample> train = QFormerPretrainTask.readCaptions(config.data().train());
+        List<ConversationSample> eval = config.data().eval() == null ? List.of()
+                : QFormerPretrainTask.readCaptions(config.data().eval());
+        FeatureCache cache = config.featureCache()
+                ? FeatureCache.open(config.output().resolve("feature-cache"), "image-encoder", images.fingerprint()) : null;
+        QFormerPretrainTask task = new QFormerPretrainTask(images, pretraining, bertDir, train, eval, cache);
         if (cache != null) {
             int computed = task.fillCache(manager);
             System.err.printf("feature cache %s: %d computed, %d cached%n", cache.directory(), computed, cache.size() - computed);

@@ -58,6 +58,10 @@ public record StageConfig(
         @Doc(value = "name-prefix renames applied to the tensors read from initFrom "
                 + "(e.g. {\"imageInterface.\": \"videoInterface.\"})", defaultValue = "{}")
         Map<String, String> initRename,
+        @Doc(value = "globs of initFrom tensors (names before initRename) that are not loaded, e.g. the stage-1 "
+                + "Q-Former heads: [\"qformerPretraining.**\"]; every other tensor must match a parameter",
+                defaultValue = "[]")
+        List<String> initSkip,
         @Doc("parameter-name globs of what trains: * = part of one dotted segment, ** = any number of segments; "
                 + "everything else stays frozen")
         List<String> trainable,
@@ -318,7 +322,7 @@ public record StageConfig(
     private StageConfig withResolvedData(Path recipeDir) {
         Data resolved = new Data(recipeDir.resolve(data.train).normalize(),
                 data.eval == null ? null : recipeDir.resolve(data.eval).normalize());
-        return new StageConfig(recipe, stage, model, initFrom, initRename, trainable, resolved, optimizer, schedule,
+        return new StageConfig(recipe, stage, model, initFrom, initRename, initSkip, trainable, resolved, optimizer, schedule,
                 batchSize, gradientAccumulation, steps, epochs, evalEvery, checkpointEvery, keepCheckpoints, seed,
                 featureCache, precision, output);
     }

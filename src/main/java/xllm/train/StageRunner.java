@@ -107,7 +107,10 @@ public final class StageRunner {
                 log.printf("resumed from %s at step %d%n", latest.get(), step);
             } else {
                 for (Path init : config.initFrom()) {
-                    assign(byName, Checkpoint.load(init).model(), config.initRename(), init, Set.of());
+                    Map<String, HostTensor> tensors = new LinkedHashMap<>(Checkpoint.load(init).model());
+                    int skipped = skip(tensors, config.initSkip());
+                    assign(byName, tensors, config.initRename(), init, Set.of());
+                    if (skipped > 0) log.printf("%s: %d tensors left out by initSkip%n", init, skipped);
                     log.println("initialised from " + init);
                 }
             }
@@ -264,6 +267,14 @@ public final class StageRunner {
         }
     }
 
+    /** Removes the tensors whose names match one of {@code globs}; returns how many. */
+    public static int skip(Map<String, HostTensor> tensors, List<String> globs) {
+        List<ParameterGlob> compiled = globs.stream().map(ParameterGlob::compile).toList();
+        int before = tensors.size();
+        tensors.keySet().removeIf(name -> compiled.stream().anyMatch(glob -> glob.matches(name)));
+        return before - tensors.size();
+    }
+
     /**
      * Copies checkpoint tensors into parameters (names after {@code rename} prefixes); every tensor must match a
      * parameter by name and shape, and every name in {@code required} must be present (strict, as STYLE.md asks).
@@ -278,7 +289,8 @@ public final class StageRunner {
             }
             TrainableParameter target = parameters.get(name);
             if (target == null) {
-                throw new IOException(source + ": checkpoint tensor '" + entry.getKey() + "' matches no parameter of this model");
+                throw new IOException(source + ": checkpoint tensor '" + entry.getKey() + "' matches no parameter of "
+                        + "this model (tensors meant to be left out are listed in the recipe's initSkip)");
             }
             HostTensor tensor = entry.getValue();
             if (!java.util.Arrays.equals(tensor.shape(), target.value().getShape().getShape())) {

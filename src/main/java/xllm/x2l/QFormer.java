@@ -145,6 +145,10 @@ public final class QFormer {
      * zeroes them, which makes every query identical after the first LayerNorm. Same seed, same tensors.
      */
     public static QFormer initialise(QFormerConfig config, long seed, NDManager manager) {
+        return new QFormer(config, freshTensors(config, seed, manager), manager);
+    }
+
+    private static Map<String, NDArray> freshTensors(QFormerConfig config, long seed, NDManager manager) {
         Random random = new Random(seed);
         Map<String, NDArray> tensors = new LinkedHashMap<>();
         for (var entry : expectedShapes(config).entrySet()) {
@@ -157,6 +161,62 @@ public final class QFormer {
                 for (int i = 0; i < values.length; i++) values[i] = (float) (random.nextGaussian() * INITIALISER_STD);
             } // biases stay 0
             tensors.put(name, manager.create(values, shape));
+        }
+        return tensors;
+    }
+
+    /**
+     * Where {@link #initialiseFromBert} takes each tensor from: our name → BERT key (without a {@code bert.} prefix).
+     * As LAVIS' {@code init_Qformer} (bert-base-uncased loaded into a BertLMHeadModel with cross-attention every
+     * {@code cross_attention_frequency}-th layer, then {@code intermediate}/{@code output} copied to the query FFN):
+     * self-attention, its output and the FFN of every layer come from BERT, the query FFN
+     * ({@code intermediate_query}/{@code output_query}) from the same BERT FFN, and the top-level {@code layernorm}
+     * from BERT's {@code embeddings.LayerNorm} (transformers' conversion maps LAVIS' {@code embeddings.LayerNorm},
+     * which normalises [queries ; text], to {@code layernorm}). Not in the map, hence freshly initialised: every
+     * {@code crossattention.*} tensor and {@code query_tokens}.
+     */
+    public static Map<String, String> bertSources(QFormerConfig config) {
+        Map<String, String> sources = new LinkedHashMap<>();
+        sources.put("layernorm.weight", "embeddings.LayerNorm.weight");
+        sources.put("layernorm.bias", "embeddings.LayerNorm.bias");
+        for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
+            String ours = "encoder.layer." + layer + ".", bert = ours;
+            for (String part : List.of("query", "key", "value")) {
+                for (String kind : List.of(".weight", ".bias")) {
+                    sources.put(ours + "attention.attention." + part + kind, bert + "attention.self." + part + kind);
+                }
+            }
+            for (String kind : List.of(".weight", ".bias")) {
+                sources.put(ours + "attention.output.dense" + kind, bert + "attention.output.dense" + kind);
+                sources.put(ours + "attention.output.LayerNorm" + kind, bert + "attention.output.LayerNorm" + kind);
+                sources.put(ours + "intermediate_query.dense" + kind, bert + "intermediate.dense" + kind);
+                sources.put(ours + "output_query.dense" + kind, bert + "output.dense" + kind);
+                sources.put(ours + "output_query.LayerNorm" + kind, bert + "output.LayerNorm" + kind);
+            }
+        }
+        return sources;
+    }
+
+    /**
+     * A Q-Former initialised from a BERT checkpoint, BLIP-2 style ({@link #bertSources} says which tensor comes from
+     * where); cross-attention and the learned queries as {@link #initialise} draws them with {@code seed}. Strict as
+     * {@link BertCheckpoint}: a config, key or shape that does not fit is an error naming it.
+     */
+    public static QFormer initialiseFromBert(Path bert, QFormerConfig config, long seed, NDManager manager)
+            throws IOException {
+        try (BertCheckpoint checkpoint = BertCheckpoint.open(bert, config)) {
+            return initialiseFromBert(checkpoint, config, seed, manager);
+        }
+    }
+
+    /** {@link #initialiseFromBert(Path, QFormerConfig, long, NDManager)} from an opened checkpoint. */
+    public static QFormer initialiseFromBert(BertCheckpoint bert, QFormerConfig config, long seed, NDManager manager)
+            throws IOException {
+        Map<String, Shape> shapes = expectedShapes(config);
+        Map<String, NDArray> tensors = freshTensors(config, seed, manager);
+        for (var entry : bertSources(config).entrySet()) {
+            NDArray loaded = bert.read(entry.getValue(), shapes.get(entry.getKey()), manager);
+            tensors.put(entry.getKey(), loaded).close();
         }
         return new QFormer(config, tensors, manager);
     }
@@ -223,16 +283,47 @@ public final class QFormer {
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
             String prefix = "encoder.layer." + layer + ".";
             // step 2: the queries attend to each other (no mask: every query sees every query)
-            hidden = attention(hidden, hidden, null, prefix + "attention.");
+            hidden = selfAttention(hidden, null, layer);
             // step 3: on cross-attention layers the queries attend to the (unmasked) image features
-            if (config.hasCrossAttention(layer)) {
-                hidden = attention(hidden, imageFeatures, crossMask, prefix + "crossattention.");
-            }
+            if (config.hasCrossAttention(layer)) hidden = crossAttention(hidden, imageFeatures, crossMask, layer);
             // step 4: the query FFN (intermediate_query / output_query), post-norm residual as BERT
-            NDArray inner = Activation.gelu(linear(hidden, prefix + "intermediate_query.dense"));   // (B, Q, F)
-            hidden = layerNorm(linear(inner, prefix + "output_query.dense").add(hidden), prefix + "output_query.LayerNorm");
+            hidden = queryFeedForward(hidden, layer);
         }
         return hidden;
+    }
+
+    // The pieces of one layer, shared with the stage-1 text path (QFormerText), which runs them on [queries ; text].
+
+    /** The top LayerNorm ({@code layernorm}; LAVIS' embeddings LayerNorm) over (B, L, H) embeddings. */
+    NDArray embeddingLayerNorm(NDArray embeddings) {
+        return layerNorm(embeddings, "layernorm");
+    }
+
+    /** Layer {@code layer}'s self-attention over (B, L, H) with an additive mask broadcast to (B, heads, L, L), or none. */
+    NDArray selfAttention(NDArray hidden, NDArray mask, int layer) {
+        return attention(hidden, hidden, mask, "encoder.layer." + layer + ".attention.");
+    }
+
+    /** Layer {@code layer}'s cross-attention of (B, Q, H) queries to (B, N, encoder width) image features. */
+    NDArray crossAttention(NDArray queries, NDArray imageFeatures, NDArray imageMask, int layer) {
+        return attention(queries, imageFeatures, imageMask, "encoder.layer." + layer + ".crossattention.");
+    }
+
+    /** Layer {@code layer}'s query FFN ({@code intermediate_query}/{@code output_query}). */
+    NDArray queryFeedForward(NDArray queries, int layer) {
+        String prefix = "encoder.layer." + layer + ".";
+        return feedForward(queries, tensors, prefix + "intermediate_query", prefix + "output_query", config);
+    }
+
+    /** BERT FFN with post-norm residual: LayerNorm(x + output(gelu(intermediate(x)))). */
+    static NDArray feedForward(NDArray x, Map<String, NDArray> tensors, String intermediate, String output,
+                               QFormerConfig config) {
+        NDArray inner = Activation.gelu(Linear.linear(x, tensors.get(intermediate + ".dense.weight"),
+                tensors.get(intermediate + ".dense.bias")).singletonOrThrow());                      // (B, L, F)
+        NDArray out = Linear.linear(inner, tensors.get(output + ".dense.weight"), tensors.get(output + ".dense.bias"))
+                .singletonOrThrow().add(x);                                                         // (B, L, H)
+        return LayerNorm.layerNorm(out, new Shape(config.hiddenSize()), tensors.get(output + ".LayerNorm.weight"),
+                tensors.get(output + ".LayerNorm.bias"), (float) config.layerNormEps()).singletonOrThrow();
     }
 
     /** BERT attention sub-layer: multi-head attention from {@code x} to {@code source}, dense, residual, LayerNorm. */

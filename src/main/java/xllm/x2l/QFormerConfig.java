@@ -82,6 +82,12 @@ public record QFormerConfig(
         }
     }
 
+    /** This config cross-attending to features of another width (the frozen encoder decides it). */
+    public QFormerConfig withEncoderHiddenSize(int width) {
+        return new QFormerConfig(hiddenSize, numHiddenLayers, numAttentionHeads, intermediateSize, crossAttentionFrequency,
+                width, layerNormEps, numQueryTokens, hiddenAct);
+    }
+
     public int headDim() {
         return hiddenSize / numAttentionHeads;
     }
