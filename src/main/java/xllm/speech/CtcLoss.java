@@ -71,19 +71,24 @@ public final class CtcLoss {
         NDArray skipMask = manager.create(skip, new Shape(batch, states));
         NDArray negativeColumns = manager.full(new Shape(batch, 2), NEGATIVE);
 
-        // step 2: α_0 = start + e_0; α_t = lse(α_{t−1}[s], α_{t−1}[s−1], α_{t−1}[s−2] + skip) + e_t, frozen past U_b
+        // step 2: α_0 = start + e_0; α_t = lse(α_{t−1}[s], α_{t−1}[s−1], α_{t−1}[s−2] + skip) + e_t. Rows shorter than
+        //         the batch keep recursing over their padding; their α at t = U_b − 1 is picked out afterwards
         NDArray alpha = emissions.get(":, 0, :").add(manager.create(start, new Shape(batch, states)));      // (B, S)
+        NDList history = new NDList(alpha);
         for (int t = 1; t < frames; t++) {
             NDArray shift1 = NDArrays.concat(new NDList(negativeColumns.get(":, :1"), alpha.get(":, :-1")), 1);
             NDArray shift2 = states > 2
                     ? NDArrays.concat(new NDList(negativeColumns, alpha.get(":, :-2")), 1).add(skipMask)
                     : negativeColumns.get(":, :" + states);
-            NDArray next = logSumExp(NDArrays.stack(new NDList(alpha, shift1, shift2), 2)).add(emissions.get(":, " + t + ", :"));
-            float[] running = new float[batch];
-            for (int b = 0; b < batch; b++) running[b] = t < lengths[b] ? 1f : 0f;
-            NDArray keep = manager.create(running, new Shape(batch, 1));
-            alpha = next.mul(keep).add(alpha.mul(keep.neg().add(1f)));
+            alpha = logSumExp(NDArrays.stack(new NDList(alpha, shift1, shift2), 2)).add(emissions.get(":, " + t + ", :"));
+            history.add(alpha);
         }
+        float[] last = new float[frames * batch];
+        for (int b = 0; b < batch; b++) {
+            if (lengths[b] < 1 || lengths[b] > frames) throw new IllegalArgumentException("row " + b + ": length " + lengths[b]);
+            last[(int) (lengths[b] - 1) * batch + b] = 1f;
+        }
+        alpha = NDArrays.stack(history, 0).mul(manager.create(last, new Shape(frames, batch, 1))).sum(new int[] {0}); // (B, S)
 
         // step 3: log p = lse over the two end states; rows that cannot be aligned get weight 0
         NDArray logLikelihood = logSumExp(alpha.add(manager.create(end, new Shape(batch, states))));          // (B)
