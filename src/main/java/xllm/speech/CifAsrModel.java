@@ -284,6 +284,16 @@ public final class CifAsrModel implements AutoCloseable {
         return new Fired(fired.embeds(), fired.tokenCounts());
     }
 
+    /**
+     * Encoder + CIF with α scaled to known token counts (training-time CIF, CIF.md): exactly targetLengths[b] vectors
+     * per row, e.g. one per transcript token when a later stage trains on transcribed speech.
+     */
+    public Fired encodeAndFire(NDArray features, long[] lengths, long[] targetLengths) {
+        ConformerEncoder.Encoded encoded = encoder.forward(features, lengths);
+        CifPredictor.Output fired = predictor.train(encoded.hidden(), encoded.lengths(), targetLengths);
+        return new Fired(fired.embeds(), fired.tokenCounts());
+    }
+
     /** Inference logits (B, L, V) over the fired tokens, and the counts. */
     public NDArray inferenceLogits(Fired fired, CifDecoder.Memory visual, CifDecoder.Memory linguistic) {
         return decoder.forward(fired.tokens(), fired.counts(), visual, linguistic);
