@@ -24,13 +24,16 @@ import java.util.List;
  * @param visualWidth         width of the visual memory (ViT-g: 1408)
  * @param linguisticWidth     width of the linguistic memory (BERT-base: 768)
  * @param quantityWeight      weight of the CIF quantity loss added to the token cross-entropy
+ * @param ctcWeight           weight of an auxiliary CTC loss on the encoder (a linear head to vocabulary + blank);
+ *                            0 = no CTC head. It gives the encoder a direct alignment signal early in training, when
+ *                            the CIF/decoder path alone learns slowly (the CIF paper trains with one as well)
  * @param tailThreshold       CIF tail threshold at inference (FunASR 0.45)
  */
 public record CifAsrConfig(int melBins, int frontEndChannels, int frontEndLayers, int modelDim, int encoderLayers,
                            int encoderHeads, int encoderFfnDim, int convKernel, List<Integer> poolAfter,
                            int decoderDim, int decoderLayers, int decoderHeads, int decoderFfnDim,
                            List<String> decoderCrossAttention, int visualWidth, int linguisticWidth,
-                           double quantityWeight, double tailThreshold) {
+                           double quantityWeight, double ctcWeight, double tailThreshold) {
 
     public static final String NONE = "none", VISUAL = "visual", LINGUISTIC = "linguistic";
 
@@ -52,6 +55,7 @@ public record CifAsrConfig(int melBins, int frontEndChannels, int frontEndLayers
                 throw new IllegalArgumentException("decoderCrossAttention entries are none, visual or linguistic, got '" + kind + "'");
             }
         }
+        if (!(ctcWeight >= 0) || !(quantityWeight >= 0)) throw new IllegalArgumentException("loss weights must be >= 0");
         for (int block : poolAfter) {
             if (block < 1 || block > encoderLayers) throw new IllegalArgumentException("poolAfter block " + block + " out of range");
         }
@@ -60,19 +64,22 @@ public record CifAsrConfig(int melBins, int frontEndChannels, int frontEndLayers
     /** Paper A.3: one conv2d (256 ch, k3, s2), 18 blocks d 512 / ffn 2048 / 8 heads / kernel 31, pooling after 6 and 12. */
     public static CifAsrConfig full() {
         return new CifAsrConfig(80, 256, 1, 512, 18, 8, 2048, 31, List.of(6, 12), 512, 6, 8, 2048,
-                List.of(NONE, NONE, VISUAL, VISUAL, LINGUISTIC, LINGUISTIC), 1408, 768, 1.0, 0.45);
+                List.of(NONE, NONE, VISUAL, VISUAL, LINGUISTIC, LINGUISTIC), 1408, 768, 1.0, 0.0, 0.45);
     }
 
-    /** 2 CPU cores: two conv2d (4× subsampling), 6 blocks d 144 / 4 heads / ffn 576 / kernel 15, 2 decoder blocks. */
+    /**
+     * 2 CPU cores: two conv2d (4× subsampling), 6 blocks d 144 / 4 heads / ffn 576 / kernel 15, 2 decoder blocks,
+     * CTC weight 0.5.
+     */
     public static CifAsrConfig demo() {
         return new CifAsrConfig(80, 64, 2, 144, 6, 4, 576, 15, List.of(), 144, 2, 4, 576,
-                List.of(NONE, NONE), 1408, 768, 1.0, 0.45);
+                List.of(NONE, NONE), 1408, 768, 1.0, 0.5, 0.45);
     }
 
     /** Tests: d 32, 2 blocks; the second decoder block cross-attends to an 8-wide visual memory. */
     public static CifAsrConfig tiny() {
         return new CifAsrConfig(80, 8, 2, 32, 2, 2, 64, 5, List.of(), 32, 2, 2, 64,
-                List.of(NONE, VISUAL), 8, 8, 1.0, 0.45);
+                List.of(NONE, VISUAL), 8, 8, 1.0, 0.5, 0.45);
     }
 
     /** Time subsampling of the encoder: 2 per front-end conv and per pooling. */

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.core.Linear;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -30,8 +31,10 @@ import java.util.TreeSet;
  * ({@link #encodeAndFire}).
  *
  * <p>Loss: mean token cross-entropy over the L_b target characters of each row plus {@code quantityWeight} × the CIF
- * quantity loss {@code mean_b |Σα_b − L_b|} (Paraformer's weighting, 1.0). No CTC branch: it would need a CTC loss DJL
- * does not have; the quantity loss already teaches the token count. Greedy decoding: argmax at each fired token.
+ * quantity loss {@code mean_b |Σα_b − L_b|} (Paraformer's weighting, 1.0), plus {@code ctcWeight} × a CTC loss
+ * ({@link CtcLoss}) of a linear head on the encoder ({@code asr.ctc.output.*}, vocabulary + blank; training only) when
+ * the config has one: without it the demo model sat at the unigram cross-entropy for its first hundreds of steps.
+ * Greedy decoding: argmax at each fired token (the CTC head is not used for decoding).
  *
  * <p>Tensors are named {@code asr.encoder.*}, {@code asr.predictor.*} (FunASR's {@code cif_conv1d}/{@code cif_output})
  * and {@code asr.decoder.*}; {@code describe()} (config, vocabulary, CMVN) goes into the checkpoint's config.json
@@ -40,13 +43,14 @@ import java.util.TreeSet;
 public final class CifAsrModel implements AutoCloseable {
 
     public static final String TYPE = "cif-asr";
-    public static final String ENCODER = "asr.encoder.", PREDICTOR = "asr.predictor.", DECODER = "asr.decoder.";
+    public static final String ENCODER = "asr.encoder.", PREDICTOR = "asr.predictor.", DECODER = "asr.decoder.",
+            CTC = "asr.ctc.";
 
     /** Frozen-encoder output for the C-Former: (B, L, d) token vectors, row b's first counts[b] are real. */
     public record Fired(NDArray tokens, long[] counts) {}
 
-    /** total = tokenLoss + quantityWeight · quantityLoss; all scalars. */
-    public record Losses(NDArray total, NDArray tokenLoss, NDArray quantityLoss) {}
+    /** total = tokenLoss + quantityWeight · quantityLoss + ctcWeight · ctcLoss; all scalars, ctcLoss null without CTC. */
+    public record Losses(NDArray total, NDArray tokenLoss, NDArray quantityLoss, NDArray ctcLoss) {}
 
     /** A right-padded batch of (frames, melBins) features on the host: (B, T, F) row-major, zero past lengths[b]. */
     public record Padded(float[] values, int frames, long[] lengths) {
@@ -90,6 +94,10 @@ public final class CifAsrModel implements AutoCloseable {
         ConformerEncoder.expectedShapes(config).forEach((k, v) -> shapes.put(ENCODER + k, v));
         predictorShapes(config).forEach((k, v) -> shapes.put(PREDICTOR + k, v));
         CifDecoder.expectedShapes(config, vocabularySize).forEach((k, v) -> shapes.put(DECODER + k, v));
+        if (config.ctcWeight() > 0) {
+            shapes.put(CTC + "output.weight", new Shape(vocabularySize + 1, config.modelDim())); // + blank (last id)
+            shapes.put(CTC + "output.bias", new Shape(vocabularySize + 1));
+        }
         return shapes;
     }
 
@@ -111,6 +119,11 @@ public final class CifAsrModel implements AutoCloseable {
         AsrLayers.initialise(prefixed(predictorShapes(config), PREDICTOR), seed + 1, manager).forEach(tensors::put);
         AsrLayers.initialise(prefixed(CifDecoder.expectedShapes(config, vocabulary.size()), DECODER), seed + 2, manager)
                 .forEach(tensors::put);
+        if (config.ctcWeight() > 0) {
+            Map<String, Shape> ctc = new LinkedHashMap<>();
+            AsrLayers.linearShapes(ctc, CTC + "output", vocabulary.size() + 1, config.modelDim());
+            AsrLayers.initialise(ctc, seed + 3, manager).forEach(tensors::put);
+        }
         return new CifAsrModel(config, vocabulary, cmvn, tensors, manager, false);
     }
 
@@ -229,10 +242,18 @@ public final class CifAsrModel implements AutoCloseable {
         NDArray tokenLoss = picked.neg().div(scope.create((float) count));
         // step 3: plus the weighted quantity loss (tensor operands owned by the scope, not mul(Number))
         NDArray total = tokenLoss.add(fired.quantityLoss().mul(scope.create((float) config.quantityWeight())));
-        return new Losses(total, tokenLoss, fired.quantityLoss());
+        // step 4: plus the weighted CTC loss of the encoder's own head (blank = the last class)
+        NDArray ctcLoss = null;
+        if (config.ctcWeight() > 0) {
+            NDArray ctcLogits = Linear.linear(forward.encoded().hidden(), tensors.get(CTC + "output.weight"),
+                    tensors.get(CTC + "output.bias")).singletonOrThrow();                   // (B, U, V + 1)
+            ctcLoss = CtcLoss.loss(ctcLogits.logSoftmax(-1), forward.encoded().lengths(), targets, vocabularySize);
+            total = total.add(ctcLoss.mul(scope.create((float) config.ctcWeight())));
+        }
+        return new Losses(total, tokenLoss, fired.quantityLoss(), ctcLoss);
     }
 
-    private record TrainingForward(NDArray logits, CifPredictor.Output fired) {}
+    private record TrainingForward(NDArray logits, CifPredictor.Output fired, ConformerEncoder.Encoded encoded) {}
 
     /** Decoder logits (B, max L_b, V) with the CIF scaled to {@code targetLengths} (teacher-forced token count). */
     public NDArray trainingLogits(NDArray features, long[] lengths, long[] targetLengths) {
@@ -249,7 +270,8 @@ public final class CifAsrModel implements AutoCloseable {
             }
         }
         CifPredictor.Output fired = predictor.train(encoded.hidden(), encoded.lengths(), targetLengths);
-        return new TrainingForward(decoder.forward(fired.embeds(), targetLengths, visual, linguistic), fired);
+        return new TrainingForward(decoder.forward(fired.embeds(), targetLengths, visual, linguistic), fired,
+                encoded);
     }
 
     /**
@@ -259,6 +281,16 @@ public final class CifAsrModel implements AutoCloseable {
     public Fired encodeAndFire(NDArray features, long[] lengths) {
         ConformerEncoder.Encoded encoded = encoder.forward(features, lengths);
         CifPredictor.Output fired = predictor.infer(encoded.hidden(), encoded.lengths());
+        return new Fired(fired.embeds(), fired.tokenCounts());
+    }
+
+    /**
+     * Encoder + CIF with α scaled to known token counts (training-time CIF, CIF.md): exactly targetLengths[b] vectors
+     * per row, e.g. one per transcript token when a later stage trains on transcribed speech.
+     */
+    public Fired encodeAndFire(NDArray features, long[] lengths, long[] targetLengths) {
+        ConformerEncoder.Encoded encoded = encoder.forward(features, lengths);
+        CifPredictor.Output fired = predictor.train(encoded.hidden(), encoded.lengths(), targetLengths);
         return new Fired(fired.embeds(), fired.tokenCounts());
     }
 

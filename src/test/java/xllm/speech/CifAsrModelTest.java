@@ -61,6 +61,9 @@ class CifAsrModelTest {
             assertEquals(new Shape(3, 7, vocabulary().size()), logits.getShape());
             CifAsrModel.Fired fired = model.encodeAndFire(batch.toArray(manager, 80), batch.lengths());
             assertEquals(TINY.modelDim(), fired.tokens().getShape().get(2));
+            CifAsrModel.Fired forced = model.encodeAndFire(batch.toArray(manager, 80), batch.lengths(), targetLengths);
+            assertArrayEquals(targetLengths, forced.counts(), "scaled CIF fires exactly the target counts");
+            assertEquals(new Shape(3, 7, TINY.modelDim()), forced.tokens().getShape());
             assertEquals(14, ConformerEncoder.outputLength(TINY, 61), "two k3 s2 convs: 61 → 30 → 14");
             float[] batched = logits.toFloatArray();
             int v = vocabulary().size();
