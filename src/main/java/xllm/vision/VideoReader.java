@@ -52,8 +52,10 @@ import java.util.stream.IntStream;
  * a clear error. MS-MPEG-4 ({@code div3}), Cinepak ({@code cvid}) and others have no decoder in JCodec.
  *
  * <p>Sampling rule ({@link #sampleIndices}): of N frames in display order, frame i of T is
- * {@code floor((2i + 1) N / (2T))}, the middle frame of the i-th of T equal segments — the uniform sampling of
- * BLIP-2 / X-LLM video loaders, which never lands on the very first or last frame. Only the needed frames are
+ * {@code floor((2i + 1) N / (2T))}, the middle frame of the i-th of T equal segments (TSN-style test-time
+ * sampling). LAVIS's {@code load_video} "uniform" mode, behind BLIP-2-family video code, takes the first frame of
+ * each segment, {@code floor(i N / T)}; the midpoint is half a segment later and never lands on the first or last
+ * frame (fades, black leaders). Only the needed frames are
  * decoded: each target seeks to the closest preceding key frame (unless decoding forward from the previous target
  * is shorter) and decodes forward.
  *
@@ -67,7 +69,10 @@ public final class VideoReader {
     /** Default pixel limit per frame: 4K UHD (3840 × 2160). */
     public static final long DEFAULT_MAX_PIXELS = 3840L * 2160L;
 
-    /** What the container says about the video stream. {@code codec} is the fourcc ("avc1", "MJPG"). */
+    /**
+     * What the container says about the video stream. {@code codec} is the fourcc ("avc1", "MJPG"); for MP4
+     * {@code fps} is frames / duration, the average rate of a variable-rate file.
+     */
     public record VideoInfo(String container, String codec, int frameCount, double fps, int width, int height,
                             double durationSeconds) {
     }
