@@ -28,12 +28,12 @@ import java.util.function.Consumer;
 import java.util.stream.IntStream;
 
 /**
- * Synthetic videos for the video interface (X-LLM §3.2 video: T frames through the image path): one shape of
+ * Synthetic videos for the video interface (DESIGN.md §3 Video: T frames through the image path): one shape of
  * {@link SyntheticScenes} (same shapes, palette and drawing) moving left, right, up or down, slowly or fast, and in
  * a quarter of the clips changing colour half-way. Clips are {@value #FRAMES} frames of 224×224 at {@value #FPS}
- * fps (2 s), written as real files: H.264 in MP4 ({@link VideoWriter#mp4}, key frame every 8 frames) and about
- * {@value #AVI_FRACTION} of them as Motion JPEG in AVI ({@link VideoWriter#mjpegAvi}), so both decode paths of
- * {@link xllm.vision.VideoReader} see training data.
+ * fps (2 s), written as real files: H.264 in MP4 ({@link VideoWriter#mp4}, key frame every 8 frames) and, for a
+ * fraction {@value #AVI_FRACTION} of the clips, Motion JPEG in AVI ({@link VideoWriter#mjpegAvi}), so both decode
+ * paths of {@link xllm.vision.VideoReader} see training data.
  *
  * <p>Each clip gives LLaVA-style samples (DESIGN.md §4, {@code "video"} key, {@code <video>} tag): a caption,
  * "describe", "which way does the shape move?", "what colour is it?" and "how fast?", about 20% in Chinese, with

@@ -13,6 +13,7 @@ import org.jcodec.common.model.Packet;
 import org.jcodec.common.model.Picture;
 import org.jcodec.common.model.Size;
 import org.jcodec.containers.mp4.boxes.CompositionOffsetsBox;
+import org.jcodec.containers.mp4.boxes.SampleToChunkBox;
 import org.jcodec.containers.mp4.boxes.TimeToSampleBox;
 import org.jcodec.containers.mp4.boxes.TrakBox;
 import org.jcodec.containers.mp4.demuxer.AbstractMP4DemuxerTrack;
@@ -51,8 +52,10 @@ import java.util.stream.IntStream;
  * a clear error. MS-MPEG-4 ({@code div3}), Cinepak ({@code cvid}) and others have no decoder in JCodec.
  *
  * <p>Sampling rule ({@link #sampleIndices}): of N frames in display order, frame i of T is
- * {@code floor((2i + 1) N / (2T))}, the middle frame of the i-th of T equal segments — the uniform sampling of
- * BLIP-2 / X-LLM video loaders, which never lands on the very first or last frame. Only the needed frames are
+ * {@code floor((2i + 1) N / (2T))}, the middle frame of the i-th of T equal segments (TSN-style test-time
+ * sampling). LAVIS's {@code load_video} "uniform" mode, behind BLIP-2-family video code, takes the first frame of
+ * each segment, {@code floor(i N / T)}; the midpoint is half a segment later and never lands on the first or last
+ * frame (fades, black leaders). Only the needed frames are
  * decoded: each target seeks to the closest preceding key frame (unless decoding forward from the previous target
  * is shorter) and decodes forward.
  *
@@ -66,7 +69,10 @@ public final class VideoReader {
     /** Default pixel limit per frame: 4K UHD (3840 × 2160). */
     public static final long DEFAULT_MAX_PIXELS = 3840L * 2160L;
 
-    /** What the container says about the video stream. {@code codec} is the fourcc ("avc1", "MJPG"). */
+    /**
+     * What the container says about the video stream. {@code codec} is the fourcc ("avc1", "MJPG"); for MP4
+     * {@code fps} is frames / duration, the average rate of a variable-rate file.
+     */
     public record VideoInfo(String container, String codec, int frameCount, double fps, int width, int height,
                             double durationSeconds) {
     }
@@ -102,6 +108,8 @@ public final class VideoReader {
     public static VideoInfo probe(Path file) throws IOException {
         try (Source source = open(file, DEFAULT_MAX_PIXELS)) {
             return source.info();
+        } catch (RuntimeException e) {
+            throw new IOException(file + ": corrupt video: " + e, e);
         }
     }
 
@@ -251,6 +259,7 @@ public final class VideoReader {
                 int[] keyFrames = meta.getSeekFrames() != null ? meta.getSeekFrames().clone()
                         : IntStream.range(0, frames).toArray(); // no stss: every sample is a sync sample
                 Arrays.sort(keyFrames);
+                checkSamplesInsideFile(file, box, frames, channel.size());
                 H264Decoder decoder = H264Decoder.createH264DecoderFromCodecPrivate(meta.getCodecPrivate());
                 return new Mp4Source(file, channel, track, info, displayOrder(box, frames), keyFrames, decoder);
             } catch (IOException | RuntimeException e) {
@@ -259,6 +268,37 @@ public final class VideoReader {
                     throw new IOException(file + ": corrupt MP4/MOV: " + e, e);
                 }
                 throw e;
+            }
+        }
+
+        /**
+         * Walks the sample tables (stsc: samples per chunk, stco/co64: chunk offsets, stsz: sizes) so that a file
+         * cut inside its media data is reported as truncated up front, not as a decoder error on garbage bytes.
+         */
+        private static void checkSamplesInsideFile(Path file, TrakBox box, int frames, long fileSize)
+                throws IOException {
+            long[] chunkOffsets = box.getStco() != null ? box.getStco().getChunkOffsets()
+                    : box.getCo64() != null ? box.getCo64().getChunkOffsets() : null;
+            if (chunkOffsets == null || box.getStsc() == null || box.getStsz() == null) {
+                throw new IOException(file + ": corrupt MP4/MOV: the video sample tables are incomplete");
+            }
+            SampleToChunkBox.SampleToChunkEntry[] runs = box.getStsc().getSampleToChunk();
+            int[] sizes = box.getStsz().getSizes();
+            int defaultSize = box.getStsz().getDefaultSize();
+            int sample = 0;
+            for (int run = 0; run < runs.length && sample < frames; run++) {
+                long firstChunk = runs[run].getFirst() - 1; // 1-based in the file
+                long endChunk = run + 1 < runs.length ? runs[run + 1].getFirst() - 1 : chunkOffsets.length;
+                for (long chunk = firstChunk; chunk < endChunk && chunk < chunkOffsets.length && sample < frames; chunk++) {
+                    long end = chunkOffsets[(int) chunk];
+                    for (int k = 0; k < runs[run].getCount() && sample < frames; k++, sample++) {
+                        end += sizes != null && sample < sizes.length ? sizes[sample] : defaultSize;
+                        if (end > fileSize) {
+                            throw new IOException(file + ": truncated MP4/MOV: sample " + sample + " of " + frames
+                                    + " ends at byte " + end + ", past the end of the file (" + fileSize + " bytes)");
+                        }
+                    }
+                }
             }
         }
 

@@ -98,6 +98,37 @@ class VideoReaderTest {
         for (int i = 0; i < 4; i++) assertImageEquals(clip.frames().get(i), walked.frames().get(i));
     }
 
+    /**
+     * Display order comes from composition offsets ('ctts'), as with B-frames: an all-intra stream stored in the
+     * decode order 0 2 1 4 3 6 5 7 with presentation times 0..7 must come back in presentation order.
+     */
+    @Test
+    void framesComeBackInPresentationOrder() throws Exception {
+        List<BufferedImage> frames = movingSquare(8);
+        int[] decodeOrder = {0, 2, 1, 4, 3, 6, 5, 7};
+        Path file = dir.resolve("reordered.mp4");
+        try (SeekableByteChannel channel = NIOUtils.writableChannel(file.toFile())) {
+            MP4Muxer muxer = MP4Muxer.createMP4MuxerToChannel(channel);
+            org.jcodec.codecs.h264.H264Encoder encoder = org.jcodec.codecs.h264.H264Encoder.createH264Encoder();
+            encoder.setKeyInterval(1);
+            org.jcodec.common.MuxerTrack track = muxer.addVideoTrack(org.jcodec.common.Codec.H264,
+                    org.jcodec.common.VideoCodecMeta.createSimpleVideoCodecMeta(
+                            new org.jcodec.common.model.Size(WIDTH, HEIGHT), org.jcodec.common.model.ColorSpace.YUV420));
+            for (int i = 0; i < decodeOrder.length; i++) {
+                int shown = decodeOrder[i];
+                ByteBuffer out = ByteBuffer.allocate(1 << 20);
+                ByteBuffer data = encoder.encodeFrame(VideoWriter.limitedRangeYuv420(frames.get(shown)), out).getData();
+                track.addFrame(Packet.createPacket(ByteBuffer.allocate(data.remaining()).put(data).flip(), shown, 8, 1,
+                        i, Packet.FrameType.KEY, null));
+            }
+            muxer.finish();
+        }
+        assertTrue(new String(Files.readAllBytes(file), StandardCharsets.ISO_8859_1).contains("ctts"));
+        VideoReader.VideoClip clip = VideoReader.read(file, 8);
+        assertEquals(8, clip.info().frameCount());
+        checkFrames(clip, 8.0); // the square at frame t is where frame t drew it
+    }
+
     @Test
     void sameFramesWriteSameBytes() throws Exception {
         List<BufferedImage> frames = movingSquare(6);
@@ -119,6 +150,7 @@ class VideoReaderTest {
         System.arraycopy(noise, 0, fakeBoxes, 12, 4988);
         refused(write("garbage-after-ftyp.mp4", fakeBoxes), 5, "corrupt");
         refused(write("truncated.mp4", Arrays.copyOf(mp4, mp4.length / 2)), 5, "truncated MP4/MOV");
+        refused(write("cut-mdat.mp4", cutMdat(mp4)), 8, "truncated MP4/MOV: sample 7");
         refused(write("truncated.avi", Arrays.copyOf(avi, avi.length / 2)), 5, "truncated AVI");
         refused(write("speech.mp4", wav()), 5, "not a video: it is a WAV audio file");
         refused(write("scene.mp4", png(movingSquare(1).get(0))), 5,
@@ -222,6 +254,29 @@ class VideoReaderTest {
         int idx1 = text.lastIndexOf("idx1");
         byte[] out = Arrays.copyOf(avi, idx1);
         ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).putInt(4, out.length - 8);
+        return out;
+    }
+
+    /**
+     * The MP4 (ftyp, mdat, moov) with the end of its media data cut away but the index kept, as when a download
+     * stops inside mdat of a file whose index is written first: mdat shrinks by more than moov's size, so the last
+     * sample's bytes lie past the end of the file.
+     */
+    private static byte[] cutMdat(byte[] mp4) {
+        ByteBuffer buffer = ByteBuffer.wrap(mp4);
+        int at = 0;
+        while (!new String(mp4, at + 4, 4, StandardCharsets.ISO_8859_1).equals("mdat")) at += buffer.getInt(at);
+        int mdat = at;
+        assertEquals(1, buffer.getInt(mdat)); // JCodec writes mdat with a 64-bit size
+        int mdatSize = (int) buffer.getLong(mdat + 8);
+        int moov = mdat + mdatSize;
+        int moovSize = mp4.length - moov;
+        int cut = moovSize + 50;
+        assertTrue(cut < mdatSize / 2, "mdat " + mdatSize + ", moov " + moovSize);
+        byte[] out = new byte[mp4.length - cut];
+        System.arraycopy(mp4, 0, out, 0, moov - cut);
+        System.arraycopy(mp4, moov, out, moov - cut, moovSize);
+        ByteBuffer.wrap(out).putLong(mdat + 8, mdatSize - cut);
         return out;
     }
 
