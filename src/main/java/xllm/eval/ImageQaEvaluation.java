@@ -16,7 +16,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Exact-match accuracy of image question answering on a manifest (synthetic scenes carry a "task" field: caption,
+ * Exact-match accuracy of image (or video) question answering on a manifest (synthetic scenes carry a "task" field: caption,
  * describe, colour, shape, count, position): greedy answers, normalised (case, surrounding punctuation and spaces),
  * compared with the reference answer; a per-task table plus the overall figure, and for scene descriptions an
  * attribute-by-attribute score (colour, shape, count, all three).
@@ -37,6 +37,12 @@ public final class ImageQaEvaluation {
     }
 
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
+        return run(chat, manifest, limit, null, log);
+    }
+
+    /** As above, only samples whose "task" is {@code task} (null: all). */
+    public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, String task, PrintStream log)
+            throws IOException {
         ObjectMapper json = new ObjectMapper();
         Map<String, int[]> counts = new TreeMap<>();
         List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);
@@ -44,19 +50,22 @@ public final class ImageQaEvaluation {
         for (String line : lines) {
             if (line.isBlank() || (limit > 0 && done >= limit)) continue;
             JsonNode node = json.readTree(line);
-            String task = node.path("task").asText("all") + "/" + node.path("language").asText("?");
+            if (task != null && !task.equals(node.path("task").asText())) continue;
+            String row = node.path("task").asText("all") + "/" + node.path("language").asText("?");
             String question = node.get("conversations").get(0).get("value").asText().replace("<image>", "").strip();
             String expected = node.get("conversations").get(1).get("value").asText();
-            Path image = manifest.toAbsolutePath().getParent().resolve(node.get("image").asText());
+            String field = node.has("image") ? "image" : "video";
+            if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image or video");
+            Path image = manifest.toAbsolutePath().getParent().resolve(node.get(field).asText());
             String answer = chat.answer(image, question, Generator.Options.greedy(24), null).text();
             boolean right = normalise(answer).equals(normalise(expected));
-            int[] c = counts.computeIfAbsent(task, k -> new int[2]);
+            int[] c = counts.computeIfAbsent(row, k -> new int[2]);
             c[0] += right ? 1 : 0;
             c[1]++;
             done++;
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());
             String kind = node.path("task").asText();
-            if ((kind.equals("caption") || kind.equals("describe")) && node.has("attributes")) {
+            if ((kind.equals("caption") || kind.equals("describe")) && node.path("attributes").has("count")) { // scenes
                 scoreAttributes(node.get("attributes"), answer, counts);
             }
         }

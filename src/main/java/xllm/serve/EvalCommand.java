@@ -22,19 +22,24 @@ public final class EvalCommand implements Runnable {
         picocli.CommandLine.usage(this, System.out);
     }
 
-    @Command(name = "image", mixinStandardHelpOptions = true,
-            description = "Exact-match accuracy of greedy answers on an image-question manifest (per task and language).")
+    @Command(name = "image", aliases = "video", mixinStandardHelpOptions = true,
+            description = {"Exact-match accuracy of greedy answers on an image- or video-question manifest (per task and "
+                    + "language); scene descriptions are also scored attribute by attribute (colour, shape, count).",
+                    "The checkpoint decides the modality: an align-image checkpoint reads \"image\", an align-video "
+                            + "one \"video\"."})
     static final class Image implements Callable<Integer> {
         @Option(names = {"-m", "--model"}, required = true, description = "Training checkpoint directory.") String model;
         @Option(names = "--data", required = true, description = "JSONL manifest (LLaVA style).") Path data;
         @Option(names = "--limit", defaultValue = "0", description = "Evaluate only the first N samples (0 = all).") int limit;
         @Option(names = "--show-errors", description = "Print each wrong answer on stderr.") boolean showErrors;
+        @Option(names = "--task", description = "Only samples of this task (e.g. direction, caption).") String task;
+        @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).") int frames;
 
         @Override
         public Integer call() throws Exception {
             Path checkpoint = ModelStore.defaultStore().resolve(model);
-            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
-                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit,
+            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames, manager)) {
+                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit, task,
                         showErrors ? System.err : null);
                 System.out.printf("%-16s %8s %8s %9s%n", "task", "correct", "total", "accuracy");
                 scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%n", task, s.correct(), s.total(),
@@ -45,9 +50,8 @@ public final class EvalCommand implements Runnable {
     }
 
     /**
-     * {@code ./xllm eval asr}: CER / WER of recognised text on an ASR manifest ({@link AsrEvaluation}). Today it
-     * scores stored hypotheses ({@code --hyp}); a {@code --model} recognizer plugs into the same
-     * {@link AsrEvaluation#run} once the ASR model exists.
+     * {@code ./xllm eval asr}: CER / WER of recognised text on an ASR manifest ({@link AsrEvaluation}): from a CIF ASR
+     * checkpoint, from an align-speech checkpoint (the LLM transcribes through the C-Former), or stored hypotheses.
      */
     @Command(name = "asr", mixinStandardHelpOptions = true,
             description = {"CER and WER (with substitution / deletion / insertion counts) of hypotheses against an ASR "
