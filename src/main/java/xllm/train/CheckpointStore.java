@@ -62,6 +62,8 @@ import java.util.regex.Pattern;
 public final class CheckpointStore {
 
     public static final String CHECKPOINTS = "checkpoints";
+    /** {@code <runDir>/final}: a link to the checkpoint of the finished run, what later stages' recipes name. */
+    public static final String FINAL = "final";
     private static final Pattern NAME = Pattern.compile("step-(\\d+)(?:\\.(tmp|old|trash)-[0-9a-f]+)?");
 
     private final Path root;
@@ -102,6 +104,22 @@ public final class CheckpointStore {
      * @param provenance a JSON object (see {@link #provenance}); null for an empty one. "step", "created" and
      *                   (when {@code git rev-parse HEAD} works) "git_commit" are added if absent.
      */
+    /**
+     * Points {@code <runDir>/final} at {@code checkpoint} (a relative symbolic link, replaced atomically), so recipes
+     * can name {@code runs/<stage>/final} without knowing the step count.
+     */
+    public void markFinal(Path checkpoint) throws IOException {
+        Path runDir = root.toAbsolutePath().getParent();
+        Path link = runDir.resolve(FINAL);
+        Path temporary = runDir.resolve(FINAL + ".tmp-" + Long.toHexString(System.nanoTime()));
+        Files.createSymbolicLink(temporary, runDir.relativize(checkpoint.toAbsolutePath()));
+        try {
+            Files.move(temporary, link, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(temporary);
+        }
+    }
+
     public Path save(long step, JsonNode config, Map<String, NDArray> model, Map<String, NDArray> optimizer,
                      TrainerState state, JsonNode provenance) throws IOException {
         return saveHost(step, config, toHost(model), toHost(optimizer), state, provenance);

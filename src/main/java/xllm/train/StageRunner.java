@@ -180,8 +180,9 @@ public final class StageRunner {
                 loader.interrupt();
                 progress.finish();
             }
-            log.printf("%s: %d steps, last loss %.4f, checkpoint %s, curves %s%n", config.stage().id(), step, lastLoss,
-                    lastCheckpoint, runDir.resolve("loss.png"));
+            if (step == totalSteps && lastCheckpoint != null) store.markFinal(lastCheckpoint);
+            log.printf("%s: %d steps, last loss %.4f, checkpoint %s (also %s), curves %s%n", config.stage().id(), step,
+                    lastLoss, lastCheckpoint, runDir.resolve(CheckpointStore.FINAL), runDir.resolve("loss.png"));
             return new Result(step, lastLoss, lastCheckpoint, count);
         }
     }

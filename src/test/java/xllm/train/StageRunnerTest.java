@@ -104,6 +104,9 @@ class StageRunnerTest {
         }
         StageRunner.Result result = train(recipe(resumed, "steps=20", "checkpointEvery=10", "keepCheckpoints=5"), true);
         assertEquals(20, result.steps());
+        // the finished run's final checkpoint is reachable as <run>/final
+        assertEquals(result.checkpoint().toRealPath(), resumed.resolve(CheckpointStore.FINAL).toRealPath());
+        assertTrue(Files.isSymbolicLink(resumed.resolve(CheckpointStore.FINAL)));
         List<Map<String, Object>> a = MetricsLog.read(MetricsLog.in(straight));
         List<Map<String, Object>> b = MetricsLog.read(MetricsLog.in(resumed));
         assertEquals(20, a.size());
