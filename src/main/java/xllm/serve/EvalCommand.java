@@ -55,13 +55,14 @@ public final class EvalCommand implements Runnable {
                     "Text is normalised first: NFKC (full-width to half-width), lower case, punctuation (CJK included) "
                             + "removed, spaces between CJK characters removed."})
     static final class Asr implements Callable<Integer> {
+        @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
         @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
         @Option(names = "--hyp", required = true, description = "Hypotheses: JSONL of {\"id\", \"text\"}.") Path hypotheses;
         @Option(names = "--limit", defaultValue = "0", description = "Score only the first N utterances (0 = all).") int limit;
 
         @Override
         public Integer call() throws Exception {
-            AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, System.out);
+            AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, spec.commandLine().getOut());
             return 0;
         }
     }
