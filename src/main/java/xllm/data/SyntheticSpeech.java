@@ -343,15 +343,18 @@ public final class SyntheticSpeech {
             noisePower += state * state;
         }
         noisePower /= Math.max(1, x.length);
-        double gain = Math.sqrt(signalPower / Math.pow(10, snrDb / 10) / Math.max(noisePower, 1e-30));
+        double gain = StrictMath.sqrt(signalPower / StrictMath.pow(10, snrDb / 10) / Math.max(noisePower, 1e-30));
         for (int i = 0; i < x.length; i++) x[i] += (float) (gain * noise[i]);
     }
 
-    /** Box-Muller, so the noise depends only on SplittableRandom's documented stream. */
+    /**
+     * Box-Muller with StrictMath, so the noise depends only on SplittableRandom's documented stream and not on the
+     * JVM's intrinsics: the same seed gives the same bytes on any machine.
+     */
     private static double gaussian(SplittableRandom random) {
         double u1 = random.nextDouble(Double.MIN_VALUE, 1.0);
         double u2 = random.nextDouble();
-        return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+        return StrictMath.sqrt(-2 * StrictMath.log(u1)) * StrictMath.cos(2 * Math.PI * u2);
     }
 
     /** Chinese characters → space-separated numbered pinyin (neutral tone 5, ü as v) for {@code cmn-latn-pinyin}. */
