@@ -41,8 +41,8 @@ import java.util.function.Consumer;
  * Sentences come from {@link SpeechSentences}; each utterance draws a voice (7 English accents × 13 variants such
  * as {@code en-gb+f2}; Mandarin through numbered pinyin and the {@code cmn-latn-pinyin} voice), a rate
  * ({@code -s} 130-190 wpm) and a pitch ({@code -p} 30-70), then is augmented: speed perturbation 0.9 / 1.0 / 1.1
- * (espeak's 22.05 kHz output is resampled as if it had been recorded at 22050·speed Hz, which changes tempo and
- * pitch together, as Kaldi's speed perturbation does) and, for 75% of utterances, additive white or brown noise at
+ * (espeak's 22.05 kHz output is resampled to 16 kHz, then treated as recorded at 16000·speed Hz and resampled to
+ * 16 kHz again, which changes tempo and pitch together, as Kaldi's speed perturbation does) and, for 75% of utterances, additive white or brown noise at
  * an SNR uniform in 5-30 dB (relative to the power of the voiced samples). Output: 16 kHz 16-bit mono WAVs under
  * {@code audio/} and a manifest {@code <split>.jsonl} of {@code {"id","audio","text","language",...}} (DESIGN.md §4)
  * whose text is the spoken form (English lower case, numbers as words, no punctuation; Mandarin characters).
@@ -303,9 +303,11 @@ public final class SyntheticSpeech {
     /** espeak-ng → speed perturbation + resampling to 16 kHz → noise at the drawn SNR → peak ≤ 0.99. */
     static float[] render(Path espeak, Utterance u) throws IOException {
         Espeak.Audio speech = Espeak.synthesize(espeak, u.voice(), u.rate(), u.pitch(), u.spoken());
-        // step 1: speed: pretend the audio was recorded at rate·speed, then resample to 16 kHz
-        int effectiveRate = (int) Math.round(speech.sampleRate() * u.speed());
-        float[] x = Resampler.resample(speech.samples(), effectiveRate, SAMPLE_RATE);
+        // step 1: to 16 kHz, then speed: pretend the audio was recorded at 16000·speed Hz and resample it to 16 kHz.
+        //         Two steps because their rate ratios have large gcds (22050:16000 → 320 filter phases,
+        //         14400:16000 and 17600:16000 → 10), where 22050·0.9:16000 in one step needs 3200 (6x the time)
+        float[] x = Resampler.resample(speech.samples(), speech.sampleRate(), SAMPLE_RATE);
+        if (u.speed() != 1.0) x = Resampler.resample(x, (int) Math.round(SAMPLE_RATE * u.speed()), SAMPLE_RATE);
         // step 2: noise scaled to the power of the voiced samples (espeak pads with silence, which would dilute it)
         if (!Double.isNaN(u.snrDb())) addNoise(x, u.snrDb(), u.brownNoise(), u.noiseSeed());
         // step 3: never clip
@@ -343,15 +345,18 @@ public final class SyntheticSpeech {
             noisePower += state * state;
         }
         noisePower /= Math.max(1, x.length);
-        double gain = Math.sqrt(signalPower / Math.pow(10, snrDb / 10) / Math.max(noisePower, 1e-30));
+        double gain = StrictMath.sqrt(signalPower / StrictMath.pow(10, snrDb / 10) / Math.max(noisePower, 1e-30));
         for (int i = 0; i < x.length; i++) x[i] += (float) (gain * noise[i]);
     }
 
-    /** Box-Muller, so the noise depends only on SplittableRandom's documented stream. */
+    /**
+     * Box-Muller with StrictMath, so the noise depends only on SplittableRandom's documented stream and not on the
+     * JVM's intrinsics: the same seed gives the same bytes on any machine.
+     */
     private static double gaussian(SplittableRandom random) {
         double u1 = random.nextDouble(Double.MIN_VALUE, 1.0);
         double u2 = random.nextDouble();
-        return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+        return StrictMath.sqrt(-2 * StrictMath.log(u1)) * StrictMath.cos(2 * Math.PI * u2);
     }
 
     /** Chinese characters → space-separated numbered pinyin (neutral tone 5, ü as v) for {@code cmn-latn-pinyin}. */

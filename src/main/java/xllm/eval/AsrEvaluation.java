@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import xllm.speech.WavReader;
 
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,7 +76,7 @@ public final class AsrEvaluation {
      * Recognises every utterance (in manifest order), prints the table and summary to {@code out} (null: silent)
      * and returns the totals.
      */
-    public static Result run(Function<Path, String> recognizer, Path manifest, int limit, PrintStream out)
+    public static Result run(Function<Path, String> recognizer, Path manifest, int limit, PrintWriter out)
             throws IOException {
         List<Entry> entries = readManifest(manifest, limit);
         List<ErrorRate.Row> rows = new ArrayList<>();
@@ -104,7 +104,10 @@ public final class AsrEvaluation {
         Map<String, ErrorRate.Summary> byLanguage = new TreeMap<>();
         languages.forEach((language, list) -> byLanguage.put(language, ErrorRate.summarise(list)));
         Result result = new Result(rows, summary, byLanguage, audioSeconds, recognitionSeconds);
-        if (out != null) printSummary(result, out);
+        if (out != null) {
+            printSummary(result, out);
+            out.flush();
+        }
         return result;
     }
 
@@ -134,7 +137,7 @@ public final class AsrEvaluation {
         return byAudio::get;
     }
 
-    private static void printSummary(Result result, PrintStream out) {
+    private static void printSummary(Result result, PrintWriter out) {
         out.println();
         printLine(out, "all", result.summary());
         if (result.byLanguage().size() > 1) result.byLanguage().forEach((language, s) -> printLine(out, language, s));
@@ -142,7 +145,7 @@ public final class AsrEvaluation {
                 result.recognitionSeconds(), result.realTimeFactor());
     }
 
-    private static void printLine(PrintStream out, String label, ErrorRate.Summary s) {
+    private static void printLine(PrintWriter out, String label, ErrorRate.Summary s) {
         ErrorRate.Edits c = s.characters(), w = s.words();
         out.printf(Locale.ROOT, "%-4s %5d utts  CER %6.2f%% (S %d D %d I %d / %d chars)  WER %6.2f%% (S %d D %d I %d "
                         + "/ %d words)  SER %5.1f%%%n", label, s.utterances(), 100 * s.cer(), c.substitutions(),

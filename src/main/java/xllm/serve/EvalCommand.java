@@ -59,6 +59,7 @@ public final class EvalCommand implements Runnable {
                     "Text is normalised first: NFKC (full-width to half-width), lower case, punctuation (CJK included) "
                             + "removed, spaces between CJK characters removed."})
     static final class Asr implements Callable<Integer> {
+        @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
         @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
         @Option(names = {"-m", "--model"}, description = "Recognise with this checkpoint: a convert-asr checkpoint (the CIF "
                 + "ASR model, greedy) or an align-speech checkpoint (the frozen LLM through the C-Former, greedy, asked "
@@ -68,9 +69,10 @@ public final class EvalCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
+            java.io.PrintWriter out = spec.commandLine().getOut();
             if ((model == null) == (hypotheses == null)) throw new IllegalArgumentException("give exactly one of --model, --hyp");
             if (hypotheses != null) {
-                AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, System.out);
+                AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, out);
                 return 0;
             }
             Path checkpoint = ModelStore.defaultStore().resolve(model);
@@ -82,7 +84,7 @@ public final class EvalCommand implements Runnable {
                         } catch (java.io.IOException e) {
                             throw new java.io.UncheckedIOException(e);
                         }
-                    }, data, limit, System.out);
+                    }, data, limit, out);
                 }
                 return 0;
             }
@@ -95,7 +97,7 @@ public final class EvalCommand implements Runnable {
                     } catch (java.io.IOException e) {
                         throw new java.io.UncheckedIOException(e);
                     }
-                }, data, limit, System.out);
+                }, data, limit, out);
             }
             return 0;
         }

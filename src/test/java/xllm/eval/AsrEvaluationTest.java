@@ -4,10 +4,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import xllm.speech.WavWriter;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -41,9 +40,9 @@ class AsrEvaluationTest {
         Path manifest = manifest();
         Map<String, String> answers = Map.of("a.wav", "the cat sit on mat", "b.wav", "One, two, three!",
                 "c.wav", "今天天汽很好啊");
-        ByteArrayOutputStream printed = new ByteArrayOutputStream();
+        StringWriter printed = new StringWriter();
         AsrEvaluation.Result result = AsrEvaluation.run(audio -> answers.get(audio.getFileName().toString()),
-                manifest, 0, new PrintStream(printed, true, StandardCharsets.UTF_8));
+                manifest, 0, new PrintWriter(printed));
         assertEquals(3, result.rows().size());
         assertEquals(4 / 15.0, result.summary().wer(), 1e-12); // (2 + 0 + 2) / (6 + 3 + 6)
         assertEquals(7 / 41.0, result.summary().cer(), 1e-12); // (5 + 0 + 2) / (22 + 13 + 6)
@@ -51,7 +50,7 @@ class AsrEvaluationTest {
         assertEquals(2 / 6.0, result.byLanguage().get("zh").cer(), 1e-12);
         assertEquals(3.0, result.audioSeconds(), 1e-9);
         assertTrue(result.realTimeFactor() >= 0 && result.realTimeFactor() < 1);
-        String table = printed.toString(StandardCharsets.UTF_8);
+        String table = printed.toString();
         assertTrue(table.contains("the cat sit on mat") && table.contains("22.7%"), table); // 5/22
         assertTrue(table.contains("CER  17.07%") && table.contains("WER  26.67%"), table);
         assertTrue(table.contains("zh       1 utts"), table);
