@@ -116,7 +116,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         Path image = media(s).toAbsolutePath().normalize();
         String key = contentKeys.get(image);
         if (key == null) {
-            key = "sha256:" + xllm.train.CheckpointStore.sha256(image);
+            key = "sha256:" + xllm.tensor.FileDigest.sha256(image);
             contentKeys.put(image, key);
         }
         return key;

@@ -114,7 +114,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
         Path audio = s.audio().toAbsolutePath().normalize();
         String key = contentKeys.get(audio);
         if (key == null) {
-            key = "sha256:" + xllm.train.CheckpointStore.sha256(audio);
+            key = "sha256:" + xllm.tensor.FileDigest.sha256(audio);
             contentKeys.put(audio, key);
         }
         return key;

@@ -80,7 +80,7 @@ public final class SpeechInterface implements AutoCloseable {
             LinearAdapter adapter = LinearAdapter.initialise(PREFIX + "adapter", config.hiddenSize(), llmWidth, manager,
                     DataType.FLOAT32);
             String identity = "cif-asr " + asrCheckpoint.toAbsolutePath().normalize() + " sha256="
-                    + xllm.train.CheckpointStore.sha256(asrCheckpoint.resolve("model.safetensors"));
+                    + xllm.tensor.FileDigest.sha256(asrCheckpoint.resolve("model.safetensors"));
             return new SpeechInterface(asr, identity, projection, bert, adapter);
         } catch (IOException | RuntimeException e) {
             asr.close();

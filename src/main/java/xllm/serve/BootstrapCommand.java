@@ -63,24 +63,9 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (train < 1) throw new IllegalArgumentException("--train must be >= 1");
-            if (eval < 0) throw new IllegalArgumentException("--eval must be >= 0");
-            PrintWriter printer = spec.commandLine().getOut();
-            java.util.function.Consumer<String> progress = line -> {
-                synchronized (printer) {
-                    printer.println(line);
-                    printer.flush();
-                }
-            };
-            SyntheticScenes.Summary trainSummary = SyntheticScenes.generate(out, train, seed, "train",
-                    java.util.Set.of(), progress);
-            report(printer, trainSummary);
-            if (eval > 0) {
-                SyntheticScenes.Summary evalSummary = SyntheticScenes.generate(out, eval, seed, "eval",
-                        trainSummary.layouts(), progress);
-                report(printer, evalSummary);
-            }
-            printer.flush();
+            splits(spec, train, eval, (split, count, excluded, progress) ->
+                    SyntheticScenes.generate(out, count, seed, split, excluded, progress), SyntheticScenes.Summary::layouts,
+                    Scenes::report);
             return 0;
         }
 
@@ -126,24 +111,9 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (train < 1) throw new IllegalArgumentException("--train must be >= 1");
-            if (eval < 0) throw new IllegalArgumentException("--eval must be >= 0");
-            PrintWriter printer = spec.commandLine().getOut();
-            java.util.function.Consumer<String> progress = line -> {
-                synchronized (printer) {
-                    printer.println(line);
-                    printer.flush();
-                }
-            };
-            SyntheticVideos.Summary trainSummary = SyntheticVideos.generate(out, train, seed, "train",
-                    java.util.Set.of(), progress);
-            report(printer, trainSummary);
-            if (eval > 0) {
-                SyntheticVideos.Summary evalSummary = SyntheticVideos.generate(out, eval, seed, "eval",
-                        trainSummary.layouts(), progress);
-                report(printer, evalSummary);
-            }
-            printer.flush();
+            splits(spec, train, eval, (split, count, excluded, progress) ->
+                    SyntheticVideos.generate(out, count, seed, split, excluded, progress), SyntheticVideos.Summary::layouts,
+                    Videos::report);
             return 0;
         }
 
@@ -272,5 +242,30 @@ public final class BootstrapCommand implements Runnable {
             printer.flush();
             return 0;
         }
+    }
+
+    /** One split of a synthetic set: writes {@code count} items of {@code split}, never one of {@code excluded}. */
+    interface SplitWriter<S> {
+        S write(String split, int count, java.util.Set<String> excluded, java.util.function.Consumer<String> progress)
+                throws IOException;
+    }
+
+    /** The train split, then (eval &gt; 0) an eval split excluding the train layouts; progress and a summary each. */
+    static <S> void splits(CommandSpec spec, int train, int eval, SplitWriter<S> writer,
+                           java.util.function.Function<S, java.util.Set<String>> layouts,
+                           java.util.function.BiConsumer<PrintWriter, S> report) throws IOException {
+        if (train < 1) throw new IllegalArgumentException("--train must be >= 1");
+        if (eval < 0) throw new IllegalArgumentException("--eval must be >= 0");
+        PrintWriter printer = spec.commandLine().getOut();
+        java.util.function.Consumer<String> progress = line -> {
+            synchronized (printer) {
+                printer.println(line);
+                printer.flush();
+            }
+        };
+        S trainSummary = writer.write("train", train, java.util.Set.of(), progress);
+        report.accept(printer, trainSummary);
+        if (eval > 0) report.accept(printer, writer.write("eval", eval, layouts.apply(trainSummary), progress));
+        printer.flush();
     }
 }

@@ -218,25 +218,12 @@ public final class CheckpointStore {
             data.addObject()
                     .put("path", manifest.toString())
                     .put("bytes", Files.size(manifest))
-                    .put("sha256", sha256(manifest));
+                    .put("sha256", xllm.tensor.FileDigest.sha256(manifest));
         }
         node.set("metrics", Checkpoint.JSON.valueToTree(metrics == null ? Map.of() : metrics));
         return node;
     }
 
-    public static String sha256(Path file) throws IOException {
-        MessageDigest digest;
-        try {
-            digest = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buffer = new byte[1 << 16];
-            for (int n; (n = in.read(buffer)) > 0; ) digest.update(buffer, 0, n);
-        }
-        return HexFormat.of().formatHex(digest.digest());
-    }
 
     // ---- directory bookkeeping ----
 

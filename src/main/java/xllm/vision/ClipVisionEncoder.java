@@ -251,7 +251,7 @@ public final class ClipVisionEncoder implements VisionEncoder {
             for (Path file : weightFiles) {
                 try {
                     text.append(weightFiles.size() == 1 ? " sha256=" : " " + file.getFileName() + ":sha256=")
-                            .append(VisionEncoder.sha256(file));
+                            .append(xllm.tensor.FileDigest.sha256(file));
                 } catch (IOException e) {
                     throw new UncheckedIOException(file + ": cannot hash the weights for the encoder identity", e);
                 }

@@ -173,7 +173,7 @@ public final class EfficientNetLite0 implements VisionEncoder {
     public synchronized String identity() {
         if (identity == null) {
             try {
-                identity = "efficientnet-lite0 sha256=" + VisionEncoder.sha256(source);
+                identity = "efficientnet-lite0 sha256=" + xllm.tensor.FileDigest.sha256(source);
             } catch (IOException e) {
                 throw new UncheckedIOException(source + ": cannot hash the weights for the encoder identity", e);
             }

@@ -43,18 +43,4 @@ public interface VisionEncoder extends AutoCloseable {
     @Override
     void close();
 
-    /** Hex SHA-256 of a file's bytes, for {@link #identity()}. */
-    static String sha256(Path file) throws IOException {
-        MessageDigest digest;
-        try {
-            digest = MessageDigest.getInstance("SHA-256");
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-        try (InputStream in = Files.newInputStream(file)) {
-            byte[] buffer = new byte[1 << 16];
-            for (int n; (n = in.read(buffer)) > 0; ) digest.update(buffer, 0, n);
-        }
-        return HexFormat.of().formatHex(digest.digest());
-    }
 }

@@ -86,7 +86,7 @@ class CheckpointStoreTest {
         JsonNode provenance = checkpoint.provenance();
         assertEquals("stage2-image", provenance.get("stage").asText());
         assertEquals(42, provenance.get("step").asLong());
-        assertEquals(CheckpointStore.sha256(manifest), provenance.get("data").get(0).get("sha256").asText());
+        assertEquals(xllm.tensor.FileDigest.sha256(manifest), provenance.get("data").get(0).get("sha256").asText());
         assertEquals(64, provenance.get("data").get(0).get("sha256").asText().length());
         assertEquals(0.75, provenance.get("metrics").get("eval_loss").asDouble());
         assertTrue(provenance.has("created"));

@@ -118,7 +118,7 @@ class EfficientNetLite0Test {
         org.junit.jupiter.api.Assertions.assertArrayEquals(new long[] {49, 1280}, encoder.featureShape());
         // the same string the image interface's feature cache keyed on before the interface existed
         String expected = "efficientnet-lite0 sha256="
-                + xllm.train.CheckpointStore.sha256(RealWeights.require("efficientnet-lite0"));
+                + xllm.tensor.FileDigest.sha256(RealWeights.require("efficientnet-lite0"));
         assertEquals(expected, encoder.identity());
         assertEquals(ImageTransforms.efficientNetLite().crop(), encoder.transforms().crop());
     }
