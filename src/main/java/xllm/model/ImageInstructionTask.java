@@ -51,9 +51,8 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         this.train = train;
         this.eval = eval;
         this.template = new ImagePrompt(llm.tokenizer(), imageInterface.tag());
-        for (ConversationSample s : train) {
-            if (s.image() == null) throw new IllegalArgumentException("sample '" + s.id() + "' has no image");
-        }
+        for (ConversationSample s : train) media(s);
+        for (ConversationSample s : eval) media(s);
     }
 
     /** Images encoded per forward pass while filling the cache. */
@@ -101,10 +100,12 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     }
 
     /** The sample's image, or its video for the video interface; a sample without it is an error naming it. */
-    private Path media(ConversationSample s) throws IOException {
+    private Path media(ConversationSample s) {
         boolean video = imageInterface.tag().equals("Video");
         Path path = video ? s.video() : s.image();
-        if (path == null) throw new IOException("sample '" + s.id() + "' has no \"" + (video ? "video" : "image") + "\" file");
+        if (path == null) {
+            throw new IllegalArgumentException("sample '" + s.id() + "' has no \"" + (video ? "video" : "image") + "\" file");
+        }
         return path;
     }
 

@@ -103,4 +103,33 @@ class VideoInterfaceTest {
             assertTrue(e.getMessage().contains("short.avi"), e.getMessage());
         }
     }
+
+    @Test
+    void alignVideoTrainsFromAVideoManifestAndAnswersAboutAVideo(@TempDir Path dir) throws Exception {
+        xllm.data.SyntheticVideos.generate(dir.resolve("videos"), 2, 5, "train");
+        Path manifest = dir.resolve("videos/train.jsonl");
+        Path run = dir.resolve("run");
+        xllm.train.StageConfig config = xllm.train.StageConfig.load(Path.of("recipes/stage2-video.yaml"), List.of(
+                "model.llm=src/test/resources/fixtures/llm/tiny-llama", "model.size=tiny", "model.videoFrames=2",
+                "initFrom=[]", "data.train=" + manifest, "data.eval=null", "steps=2", "batchSize=2",
+                "checkpointEvery=2", "evalEvery=0", "featureCache=true", "schedule.warmupSteps=1", "output=" + run));
+        try (NDManager manager = NDManager.newBaseManager();
+             xllm.train.TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+            var result = new xllm.train.StageRunner(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()))
+                    .run(task, false);
+            assertTrue(Double.isFinite(result.lastLoss()), "loss " + result.lastLoss());
+        }
+        Path clip;
+        try (var files = Files.list(dir.resolve("videos/videos"))) {
+            clip = files.sorted().findFirst().orElseThrow();
+        }
+        try (NDManager manager = NDManager.newBaseManager();
+             MediaChat chat = MediaChat.open(run.resolve(xllm.train.CheckpointStore.FINAL), 3, manager)) {
+            assertEquals("Video", chat.modality());
+            var answer = chat.answer(clip, "Which way does the shape move?", xllm.llm.Generator.Options.greedy(3), null);
+            assertTrue(answer.promptTokens() > 3 * QFormerImageInterface.qformerConfig("tiny").numQueryTokens(),
+                    "3 frames x queries in the prompt: " + answer.promptTokens());
+            assertThrows(IllegalArgumentException.class, () -> chat.requireModality("Image", clip));
+        }
+    }
 }
