@@ -116,7 +116,8 @@ public record StageConfig(
             @Doc(value = "frozen speech encoder + CIF: a convert-asr checkpoint dir; 'random' as visionEncoder "
                     + "(required with the speech interface)", defaultValue = "null")
             String speechEncoder,
-            @Doc(value = "BERT checkpoint initialising the Q-Former / C-Former transformer layers before initFrom "
+            @Doc(value = "BERT checkpoint (with tokenizer.json) initialising the Q-Former (convert-qformer, where it "
+                    + "is required, and align-image) / C-Former transformer layers before initFrom "
                     + "is applied (null = random init)", defaultValue = "null")
             String bertInit,
             @Doc(value = "frames sampled uniformly from each video for the video interface (paper: 5 in training, "
@@ -359,6 +360,13 @@ public record StageConfig(
         initRename.forEach((from, to) -> {
             if (from.isEmpty()) problems.add("initRename", "an empty prefix would rename every tensor");
         });
+        for (String glob : initSkip) {
+            try {
+                ParameterGlob.compile(glob);
+            } catch (IllegalArgumentException e) {
+                problems.add("initSkip", e.getMessage());
+            }
+        }
         // how long and how
         if (steps == null && epochs == null) {
             problems.add("steps", "missing required key: give exactly one of steps, epochs");

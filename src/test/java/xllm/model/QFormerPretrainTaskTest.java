@@ -41,7 +41,7 @@ class QFormerPretrainTaskTest {
                 data: {train: %s}
                 schedule: {type: warmup-cosine, initLr: 1.0e-3, minLr: 1.0e-4, warmupStartLr: 1.0e-4, warmupSteps: 3}
                 batchSize: 4
-                steps: 25
+                steps: 12
                 seed: 3
                 output: %s
                 """.formatted(bertInit ? ", bertInit: " + Path.of("src/test/resources/fixtures/bert").toAbsolutePath() : "",
