@@ -116,7 +116,7 @@ class StageConfigTest {
         String message = assertThrows(IllegalArgumentException.class,
                 () -> StageConfig.load(copy, List.of())).getMessage();
         assertContains(message, copy + ": data.train: file not found: "
-                + dir.resolve("data/synthetic/captions/train.jsonl"));
+                + dir.resolve("data/synthetic/scenes/train.jsonl"));
         assertContains(message, copy + ": data.eval: file not found: ");
         assertContains(message, copy + ": initFrom[0]: checkpoint dir not found: ");
     }
