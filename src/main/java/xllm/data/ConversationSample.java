@@ -45,8 +45,7 @@ public record ConversationSample(String id, Path image, Path video, Path audio, 
                         || !conversations.get(1).path("from").asText().equals("gpt")) {
                     throw new IOException(where + ": conversations must be one human turn then one gpt turn");
                 }
-                String question = conversations.get(0).path("value").asText()
-                        .replace("<image>", "").replace("<video>", "").replace("<audio>", "").strip();
+                String question = questionText(conversations.get(0).path("value").asText());
                 String answer = conversations.get(1).path("value").asText();
                 if (answer.isEmpty()) throw new IOException(where + ": empty answer");
                 samples.add(new ConversationSample(node.get("id").asText(), media(node, "image", base, where),
@@ -55,6 +54,11 @@ public record ConversationSample(String id, Path image, Path video, Path audio, 
         }
         if (samples.isEmpty()) throw new IOException(manifest + ": no samples");
         return samples;
+    }
+
+    /** The human turn without its media placeholders ({@code <image>}, {@code <video>}, {@code <audio>}). */
+    public static String questionText(String humanTurn) {
+        return humanTurn.replace("<image>", "").replace("<video>", "").replace("<audio>", "").strip();
     }
 
     private static Path media(JsonNode node, String field, Path base, String where) throws IOException {

@@ -52,7 +52,8 @@ public final class ImageQaEvaluation {
             JsonNode node = json.readTree(line);
             if (task != null && !task.equals(node.path("task").asText())) continue;
             String row = node.path("task").asText("all") + "/" + node.path("language").asText("?");
-            String question = node.get("conversations").get(0).get("value").asText().replace("<image>", "").strip();
+            // exactly the question the interface was trained on (the <video> placeholder was echoed back otherwise)
+            String question = xllm.data.ConversationSample.questionText(node.get("conversations").get(0).get("value").asText());
             String expected = node.get("conversations").get(1).get("value").asText();
             String field = node.has("image") ? "image" : "video";
             if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image or video");
