@@ -69,7 +69,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         for (ConversationSample s : all) byKey.put(cacheKey(s), s);
         int missing = 0;
         for (String key : byKey.keySet()) if (!cache.contains(key)) missing++;
-        xllm.train.ProgressBar progress = missing == 0 ? null : xllm.train.ProgressBar.stderr(missing, "image");
+        xllm.train.ProgressBar progress = missing == 0 ? null : xllm.train.ProgressBar.stderr(missing, imageInterface.tag().toLowerCase(java.util.Locale.ROOT));
         return cache.fill(new ArrayList<>(byKey.keySet()), keys -> {
             float[][] pixels = keys.parallelStream().map(key -> {
                 try {
