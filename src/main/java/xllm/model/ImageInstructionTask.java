@@ -35,7 +35,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     private final List<ConversationSample> eval;
     private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
     private final ImagePrompt template;
-    private final java.util.Map<Path, String> contentKeys = new java.util.concurrent.ConcurrentHashMap<>();
+    private final ContentKeys contentKeys = new ContentKeys();
 
     public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
                                 List<ConversationSample> eval) {
@@ -63,17 +63,26 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
      * with a progress bar on stderr; returns how many were computed.
      */
     public int fillCache(NDManager manager) throws IOException {
-        List<ConversationSample> all = new ArrayList<>(train);
-        all.addAll(eval);
-        java.util.Map<String, ConversationSample> byKey = new java.util.LinkedHashMap<>();
-        for (ConversationSample s : all) byKey.put(cacheKey(s), s);
+        java.util.Map<String, Path> byKey = new java.util.LinkedHashMap<>();
+        for (ConversationSample s : train) byKey.put(cacheKey(s), media(s));
+        for (ConversationSample s : eval) byKey.put(cacheKey(s), media(s));
+        return fillCache(cache, imageInterface, byKey, manager);
+    }
+
+    /**
+     * Encodes every file of {@code byKey} (cache key → image or video) missing from {@code cache}, in batches of
+     * {@value #CACHE_FILL_BATCH} (pixels decoded in parallel), with a progress bar; returns how many were computed.
+     */
+    static int fillCache(xllm.train.FeatureCache cache, ImageInterface imageInterface, java.util.Map<String, Path> byKey,
+                         NDManager manager) throws IOException {
         int missing = 0;
         for (String key : byKey.keySet()) if (!cache.contains(key)) missing++;
-        xllm.train.ProgressBar progress = missing == 0 ? null : xllm.train.ProgressBar.stderr(missing, imageInterface.tag().toLowerCase(java.util.Locale.ROOT));
+        xllm.train.ProgressBar progress = missing == 0 ? null
+                : xllm.train.ProgressBar.stderr(missing, imageInterface.tag().toLowerCase(java.util.Locale.ROOT));
         return cache.fill(new ArrayList<>(byKey.keySet()), keys -> {
             float[][] pixels = keys.parallelStream().map(key -> {
                 try {
-                    return imageInterface.preprocess(media(byKey.get(key)));
+                    return imageInterface.preprocess(byKey.get(key));
                 } catch (IOException e) {
                     throw new java.io.UncheckedIOException(e);
                 }
@@ -109,18 +118,8 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
         return path;
     }
 
-    /**
-     * Cache key: the SHA-256 of the image file's bytes, so a regenerated or edited image at the same path is encoded
-     * again instead of reading stale features (and identical images share one entry). Hashed once per path per run.
-     */
     private String cacheKey(ConversationSample s) throws IOException {
-        Path image = media(s).toAbsolutePath().normalize();
-        String key = contentKeys.get(image);
-        if (key == null) {
-            key = "sha256:" + xllm.tensor.FileDigest.sha256(image);
-            contentKeys.put(image, key);
-        }
-        return key;
+        return contentKeys.of(media(s));
     }
 
     @Override

@@ -58,7 +58,8 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
     private final HuggingFaceTokenizer tokenizer;
     private final List<ConversationSample> train;
     private final List<ConversationSample> eval;
-    private final FeatureCache cache;           // frozen encoder outputs by image path, or null
+    private final FeatureCache cache;           // frozen encoder outputs by image content, or null
+    private final ContentKeys contentKeys = new ContentKeys();
 
     /**
      * @param images    supplies the frozen image encoder (its adapter and parameters are not used here)
@@ -120,21 +121,14 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
 
     /** Runs the frozen encoder over every image missing from the cache; returns how many were computed. */
     public int fillCache(NDManager manager) throws IOException {
-        Map<String, ConversationSample> byKey = new LinkedHashMap<>();
-        for (List<ConversationSample> samples : List.of(train, eval)) for (ConversationSample s : samples) byKey.put(cacheKey(s), s);
-        return cache.fill(new ArrayList<>(byKey.keySet()), key -> {
-            try (NDManager scope = manager.newSubManager()) {
-                float[] pixels = images.preprocess(byKey.get(key).image());
-                return images.encode(scope.create(pixels, ImageInstructionTask.batchShape(1, images.inputShape())))
-                        .toFloatArray();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, images.featureShape());
+        Map<String, Path> byKey = new LinkedHashMap<>();
+        for (List<ConversationSample> samples : List.of(train, eval)) for (ConversationSample s : samples) byKey.put(cacheKey(s), s.image());
+        return ImageInstructionTask.fillCache(cache, images, byKey, manager);
     }
 
-    private static String cacheKey(ConversationSample s) {
-        return s.image().toAbsolutePath().normalize().toString();
+    /** Keyed by content, as {@link ImageInstructionTask}: a regenerated image at the same path is encoded again. */
+    private String cacheKey(ConversationSample s) throws IOException {
+        return contentKeys.of(s.image());
     }
 
     /** [CLS] caption [SEP], at most {@value #MAX_TEXT_TOKENS} tokens (the cut keeps the final [SEP]). */

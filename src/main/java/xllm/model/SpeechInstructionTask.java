@@ -21,7 +21,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Stage 2 of the speech interface (paper §3.2.2, align-speech): the C-Former and S-Adapter learn, through the
@@ -51,7 +50,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
     private final List<Sample> eval;
     private final FeatureCache cache; // null: run the frozen encoder every step
     private final ImagePrompt template;
-    private final Map<Path, String> contentKeys = new ConcurrentHashMap<>();
+    private final ContentKeys contentKeys = new ContentKeys();
 
     public SpeechInstructionTask(LanguageModel llm, SpeechInterface speech, List<Sample> train, List<Sample> eval,
                                  FeatureCache cache) {
@@ -111,13 +110,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
     }
 
     private String cacheKey(Sample s) throws IOException {
-        Path audio = s.audio().toAbsolutePath().normalize();
-        String key = contentKeys.get(audio);
-        if (key == null) {
-            key = "sha256:" + xllm.tensor.FileDigest.sha256(audio);
-            contentKeys.put(audio, key);
-        }
-        return key;
+        return contentKeys.of(s.audio());
     }
 
     @Override
