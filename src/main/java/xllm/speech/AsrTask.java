@@ -9,7 +9,9 @@ import xllm.train.TrainingTask;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Stage 1 speech training ({@code stage: convert-asr}, paper §3.2.1): the whole {@link CifAsrModel} trains on an ASR
@@ -31,6 +33,8 @@ public final class AsrTask implements TrainingTask<AsrSample, AsrTask.Batch> {
     private final List<AsrSample> train;
     private final List<AsrSample> eval;
     private final SpecAugment augment;
+    private final Map<String, Double> terms = new LinkedHashMap<>(); // loss-term sums since the last takeLossTerms
+    private int termCalls;
 
     public AsrTask(CifAsrModel model, List<AsrSample> train, List<AsrSample> eval, SpecAugment augment) {
         this.model = model;
@@ -103,8 +107,23 @@ public final class AsrTask implements TrainingTask<AsrSample, AsrTask.Batch> {
 
     @Override
     public NDArray loss(Batch batch, NDManager scope) {
-        return model.loss(batch.features().toArray(scope, model.config().melBins()), batch.features().lengths(),
-                batch.targets()).total();
+        CifAsrModel.Losses losses = model.loss(batch.features().toArray(scope, model.config().melBins()),
+                batch.features().lengths(), batch.targets());
+        terms.merge("ce", (double) losses.tokenLoss().getFloat(), Double::sum);
+        terms.merge("quantity", (double) losses.quantityLoss().getFloat(), Double::sum);
+        if (losses.ctcLoss() != null) terms.merge("ctc", (double) losses.ctcLoss().getFloat(), Double::sum);
+        termCalls++;
+        return losses.total();
+    }
+
+    @Override
+    public Map<String, Double> takeLossTerms() {
+        Map<String, Double> out = new LinkedHashMap<>();
+        int calls = termCalls;
+        terms.forEach((name, sum) -> out.put(name, sum / calls));
+        terms.clear();
+        termCalls = 0;
+        return out;
     }
 
     @Override

@@ -23,7 +23,7 @@ import java.util.List;
  * @param decoderCrossAttention per decoder block: "none", "visual" or "linguistic" (multimodal ASR memory)
  * @param visualWidth         width of the visual memory (ViT-g: 1408)
  * @param linguisticWidth     width of the linguistic memory (BERT-base: 768)
- * @param quantityWeight      weight of the CIF quantity loss added to the token cross-entropy
+ * @param quantityWeight      weight of the CIF quantity loss (per target token) added to the token cross-entropy
  * @param ctcWeight           weight of an auxiliary CTC loss on the encoder (a linear head to vocabulary + blank);
  *                            0 = no CTC head. It gives the encoder a direct alignment signal early in training, when
  *                            the CIF/decoder path alone learns slowly (the CIF paper trains with one as well)
@@ -69,11 +69,11 @@ public record CifAsrConfig(int melBins, int frontEndChannels, int frontEndLayers
 
     /**
      * 2 CPU cores: two conv2d (4× subsampling), 6 blocks d 144 / 4 heads / ffn 576 / kernel 15, 2 decoder blocks,
-     * CTC weight 0.5.
+     * CTC weight 1.
      */
     public static CifAsrConfig demo() {
         return new CifAsrConfig(80, 64, 2, 144, 6, 4, 576, 15, List.of(), 144, 2, 4, 576,
-                List.of(NONE, NONE), 1408, 768, 1.0, 0.5, 0.45);
+                List.of(NONE, NONE), 1408, 768, 1.0, 1.0, 0.45);
     }
 
     /** Tests: d 32, 2 blocks; the second decoder block cross-attends to an 8-wide visual memory. */

@@ -30,10 +30,13 @@ import java.util.TreeSet;
  * global {@link Cmvn}. Its encoder and CIF become the frozen speech encoder of the speech interface
  * ({@link #encodeAndFire}).
  *
- * <p>Loss: mean token cross-entropy over the L_b target characters of each row plus {@code quantityWeight} × the CIF
- * quantity loss {@code mean_b |Σα_b − L_b|} (Paraformer's weighting, 1.0), plus {@code ctcWeight} × a CTC loss
- * ({@link CtcLoss}) of a linear head on the encoder ({@code asr.ctc.output.*}, vocabulary + blank; training only) when
- * the config has one: without it the demo model sat at the unigram cross-entropy for its first hundreds of steps.
+ * <p>Loss, every term per target token: the mean token cross-entropy over the L_b target characters of each row, plus
+ * {@code quantityWeight} × the CIF quantity loss {@code Σ_b |Σα_b − L_b| / Σ_b L_b}, plus {@code ctcWeight} × a CTC
+ * loss ({@link CtcLoss}, per token) of a linear head on the encoder ({@code asr.ctc.output.*}, vocabulary + blank;
+ * training only) when the config has one. Paraformer sums each term per utterance, so its weights carry over. The
+ * quantity loss per utterance beside a per-token cross-entropy (as this model had it first) weighted the fire count
+ * ~35× more than the transcript: its gradient, 100× the others', set the clipped update direction and the demo model
+ * stayed at the unigram plateau (docs/asr.md).
  * Greedy decoding: argmax at each fired token (the CTC head is not used for decoding).
  *
  * <p>Tensors are named {@code asr.encoder.*}, {@code asr.predictor.*} (FunASR's {@code cif_conv1d}/{@code cif_output})
@@ -49,7 +52,10 @@ public final class CifAsrModel implements AutoCloseable {
     /** Frozen-encoder output for the C-Former: (B, L, d) token vectors, row b's first counts[b] are real. */
     public record Fired(NDArray tokens, long[] counts) {}
 
-    /** total = tokenLoss + quantityWeight · quantityLoss + ctcWeight · ctcLoss; all scalars, ctcLoss null without CTC. */
+    /**
+     * total = tokenLoss + quantityWeight · quantityLoss + ctcWeight · ctcLoss; all scalars per target token, ctcLoss null
+     * without CTC.
+     */
     public record Losses(NDArray total, NDArray tokenLoss, NDArray quantityLoss, NDArray ctcLoss) {}
 
     /** A right-padded batch of (frames, melBins) features on the host: (B, T, F) row-major, zero past lengths[b]. */
@@ -240,8 +246,10 @@ public final class CifAsrModel implements AutoCloseable {
         NDArray picked = logits.logSoftmax(-1).mul(scope.create(oneHot, new Shape(targets.length, longest, vocabularySize)))
                 .sum();
         NDArray tokenLoss = picked.neg().div(scope.create((float) count));
-        // step 3: plus the weighted quantity loss (tensor operands owned by the scope, not mul(Number))
-        NDArray total = tokenLoss.add(fired.quantityLoss().mul(scope.create((float) config.quantityWeight())));
+        // step 3: plus the weighted quantity loss per target token, Σ_b |Σα_b − L_b| / Σ_b L_b, the unit of the token
+        //         cross-entropy and the CTC loss (tensor operands owned by the scope, not mul(Number))
+        NDArray quantityLoss = fired.quantityLoss().mul(scope.create((float) targets.length / count));
+        NDArray total = tokenLoss.add(quantityLoss.mul(scope.create((float) config.quantityWeight())));
         // step 4: plus the weighted CTC loss of the encoder's own head (blank = the last class)
         NDArray ctcLoss = null;
         if (config.ctcWeight() > 0) {
@@ -250,7 +258,7 @@ public final class CifAsrModel implements AutoCloseable {
             ctcLoss = CtcLoss.loss(ctcLogits.logSoftmax(-1), forward.encoded().lengths(), targets, vocabularySize);
             total = total.add(ctcLoss.mul(scope.create((float) config.ctcWeight())));
         }
-        return new Losses(total, tokenLoss, fired.quantityLoss(), ctcLoss);
+        return new Losses(total, tokenLoss, quantityLoss, ctcLoss);
     }
 
     private record TrainingForward(NDArray logits, CifPredictor.Output fired, ConformerEncoder.Encoded encoded) {}

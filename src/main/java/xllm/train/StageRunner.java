@@ -162,12 +162,14 @@ public final class StageRunner {
                     Map<String, Object> record = new LinkedHashMap<>();
                     record.put("loss", loss);
                     record.put("lr", learningRate);
+                    task.takeLossTerms().forEach((name, value) -> record.put("loss_" + name, value));
                     record.put("grad_norm", gradientNorm);
                     record.put("samples_per_s", batchSize * accumulation / seconds);
                     record.put("rss_mib", residentMib());
                     if (config.evalEvery() > 0 && step % config.evalEvery() == 0 || step == totalSteps) {
                         Double evalLoss = evaluate(task);
                         if (evalLoss != null) record.put("eval_loss", evalLoss);
+                        task.takeLossTerms().forEach((name, value) -> record.put("eval_loss_" + name, value));
                     }
                     metrics.log(step, record);
                     progress.update(step, loss, learningRate, (long) batchSize * accumulation);

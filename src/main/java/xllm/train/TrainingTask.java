@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What one stage trains, as the {@link StageRunner} sees it: the named parameters of the assembled model's
@@ -29,6 +30,15 @@ public interface TrainingTask<S, P> extends AutoCloseable {
 
     /** Scalar mean loss of a prepared micro-batch; arrays belong to {@code scope}. */
     NDArray loss(P batch, NDManager scope);
+
+    /**
+     * The terms the loss is made of (e.g. the ASR model's cross-entropy, quantity and CTC losses), unweighted, as the
+     * mean over the {@link #loss} calls since the last call of this method; the runner logs them per step as
+     * {@code loss_<name>}. Empty when the loss has no separate terms.
+     */
+    default Map<String, Double> takeLossTerms() {
+        return Map.of();
+    }
 
     /** The assembled model's description for the checkpoint's config.json. */
     JsonNode describe();
