@@ -19,7 +19,9 @@ import java.util.TreeMap;
  * Exact-match accuracy of image (or video) question answering on a manifest (synthetic scenes carry a "task" field: caption,
  * describe, colour, shape, count, position): greedy answers, normalised (case, surrounding punctuation and spaces),
  * compared with the reference answer; a per-task table plus the overall figure, and for scene descriptions an
- * attribute-by-attribute score (colour, shape, count, all three).
+ * attribute-by-attribute score (colour, shape, count, all three). A sample with {@code "keywords"} (the real photos of
+ * {@link xllm.data.DebianPhotos}) is also right when the answer contains one of them, case-insensitively: free-form
+ * answers about a photo are not scored by exact match.
  */
 public final class ImageQaEvaluation {
 
@@ -34,6 +36,15 @@ public final class ImageQaEvaluation {
     /** Lower case, no leading/trailing spaces or sentence punctuation (ASCII and CJK). */
     public static String normalise(String text) {
         return text.strip().toLowerCase(java.util.Locale.ROOT).replaceAll("^[\\p{Punct}\\s。，！？]+|[\\p{Punct}\\s。，！？]+$", "");
+    }
+
+    /** Whether {@code answer} contains one of the strings of the JSON array {@code keywords} (case-insensitive). */
+    static boolean containsKeyword(String answer, JsonNode keywords) {
+        String text = answer.toLowerCase(java.util.Locale.ROOT);
+        for (JsonNode keyword : keywords) {
+            if (text.contains(keyword.asText().toLowerCase(java.util.Locale.ROOT))) return true;
+        }
+        return false;
     }
 
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
@@ -59,7 +70,7 @@ public final class ImageQaEvaluation {
             if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image or video");
             Path image = manifest.toAbsolutePath().getParent().resolve(node.get(field).asText());
             String answer = chat.answer(image, question, Generator.Options.greedy(24), null).text();
-            boolean right = normalise(answer).equals(normalise(expected));
+            boolean right = normalise(answer).equals(normalise(expected)) || containsKeyword(answer, node.path("keywords"));
             int[] c = counts.computeIfAbsent(row, k -> new int[2]);
             c[0] += right ? 1 : 0;
             c[1]++;

@@ -5,6 +5,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import xllm.data.DebianPhotos;
 import xllm.data.PocketsphinxTestdata;
 import xllm.data.SyntheticScenes;
 import xllm.data.SyntheticSpeech;
@@ -20,7 +21,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bootstrap", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Generate synthetic training and evaluation data.",
         subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, BootstrapCommand.Speech.class,
-                BootstrapCommand.Pocketsphinx.class, CommandLine.HelpCommand.class})
+                BootstrapCommand.Pocketsphinx.class, BootstrapCommand.Photos.class, CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -239,6 +240,36 @@ public final class BootstrapCommand implements Runnable {
             PrintWriter printer = spec.commandLine().getOut();
             printer.printf(Locale.ROOT, "wrote %s: %d utterances, %.1f s of audio%n", summary.manifest(),
                     summary.utterances(), summary.audioSeconds());
+            printer.flush();
+            return 0;
+        }
+    }
+
+    /** {@code ./xllm bootstrap photos}: see {@link DebianPhotos}. */
+    @Command(name = "photos", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {"Build a small real-photo image evaluation set from the photographs of the Debian package "
+                    + "python3-skimage (astronaut, cat, coffee, rocket, motorcycle, ...) with our own hand-written "
+                    + "captions and questions: OUT/images/ and OUT/eval.jsonl (LLaVA-style, with \"keywords\" that "
+                    + "`eval image` accepts in a free-form answer). Evaluation only."})
+    static final class Photos implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/photos",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--data", paramLabel = "DIR", defaultValue = DebianPhotos.DEFAULT_ROOT,
+                description = "The package's photo directory (default: ${DEFAULT-VALUE}).")
+        Path data;
+
+        @Override
+        public Integer call() throws IOException {
+            DebianPhotos.Summary summary = DebianPhotos.build(data, out);
+            PrintWriter printer = spec.commandLine().getOut();
+            printer.printf(Locale.ROOT, "wrote %s: %d samples about %d photos%n", summary.manifest(), summary.samples(),
+                    summary.photos());
             printer.flush();
             return 0;
         }

@@ -49,4 +49,14 @@ class ImageQaEvaluationTest {
         assertRow(nothing, "all", 0);
         assertRow(nothing, "count", 0);
     }
+
+    @Test
+    void aFreeFormAnswerIsRightWhenItContainsAKeyword() throws Exception {
+        JsonNode keywords = new ObjectMapper().readTree("[\"cat\", \"kitten\", \"猫\"]");
+        org.junit.jupiter.api.Assertions.assertTrue(ImageQaEvaluation.containsKeyword("A ginger Cat on a sofa.", keywords));
+        org.junit.jupiter.api.Assertions.assertTrue(ImageQaEvaluation.containsKeyword("一只猫。", keywords));
+        org.junit.jupiter.api.Assertions.assertFalse(ImageQaEvaluation.containsKeyword("Two red circles.", keywords));
+        org.junit.jupiter.api.Assertions.assertFalse(ImageQaEvaluation.containsKeyword("A cat.",
+                new ObjectMapper().readTree("[]")), "no keywords: exact match only");
+    }
 }
