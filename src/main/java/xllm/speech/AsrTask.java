@@ -16,7 +16,7 @@ import java.util.Map;
 /**
  * Stage 1 speech training ({@code stage: convert-asr}, paper §3.2.1): the whole {@link CifAsrModel} trains on an ASR
  * manifest ({@link AsrSample}). {@code prepare} (background thread) reads each WAV, resamples to 16 kHz, computes
- * fbank, applies the model's CMVN and, for training batches, {@link SpecAugment} seeded by the micro-batch seed; the
+ * fbank, applies the model's CMVN and, for training batches (unless the recipe sets {@code model.specAugment: false}), {@link SpecAugment} seeded by the micro-batch seed; the
  * loss is the model's token cross-entropy + quantity loss. The vocabulary and CMVN are derived from the training
  * manifest when the task is created (deterministically, so a resumed run rebuilds the same ones) and are recorded in
  * {@link #describe()}, which is what {@link CifAsrModel#load} reads back.
@@ -52,7 +52,7 @@ public final class AsrTask implements TrainingTask<AsrSample, AsrTask.Batch> {
         CharVocabulary vocabulary = CharVocabulary.build(transcripts);
         Cmvn cmvn = cmvnOf(train, CMVN_UTTERANCES);
         CifAsrModel model = CifAsrModel.initialise(sizeConfig(config.model().size()), vocabulary, cmvn, config.seed(), manager);
-        return new AsrTask(model, train, eval, SpecAugment.DEFAULT);
+        return new AsrTask(model, train, eval, config.model().specAugment() ? SpecAugment.DEFAULT : null);
     }
 
     public static CifAsrConfig sizeConfig(StageConfig.ModelSize size) {

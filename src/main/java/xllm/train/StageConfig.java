@@ -122,7 +122,11 @@ public record StageConfig(
             String bertInit,
             @Doc(value = "frames sampled uniformly from each video for the video interface (paper: 5 in training, "
                     + "up to 10 at inference)", defaultValue = "5")
-            int videoFrames) {
+            int videoFrames,
+            @Doc(value = "SpecAugment time/frequency masks on convert-asr training batches; the demo recipe turns them "
+                    + "off (with them the 3.7 M-parameter model stayed on its CTC plateau ~4x longer, docs/asr.md)",
+                    defaultValue = "true")
+            boolean specAugment) {
     }
 
     /** Data manifests (DESIGN.md §4). Relative paths in the recipe are resolved against the recipe's directory. */
