@@ -236,7 +236,11 @@ public final class AdamW implements AutoCloseable {
         long step = readStep(state.get("step"));
         for (Map.Entry<String, Integer> moment : moments.entrySet()) {
             int i = moment.getValue();
-            PtNDArray copy = (PtNDArray) state.get(moment.getKey()).toType(values[i].getDataType(), true);
+            // duplicate() is torch clone(): a tensor of its own. toType(type, copy=true) is not: DJL's torchTo
+            // passes copy=false, so for an unchanged dtype it aliases the source, whose storage may be the host
+            // buffer of the checkpoint (from_blob) — freed after loading, then written by every Adam step (resume
+            // of a convert-asr run died in malloc with heap corruption).
+            PtNDArray copy = (PtNDArray) state.get(moment.getKey()).toType(values[i].getDataType(), false).duplicate();
             copy.attach(stateManager);
             if (moment.getKey().endsWith(".exp_avg")) {
                 expAvg[i].close();

@@ -191,6 +191,26 @@ class AdamWTest {
     }
 
     @Test
+    void loadStateKeepsCopiesNotViewsOfTheLoadedArrays() throws IOException {
+        // A resumed convert-asr run corrupted the heap: the moments aliased the checkpoint's host buffers, which were
+        // freed after loading. Writing to the loaded arrays must not reach the optimiser's state.
+        JsonNode fixture = new ObjectMapper().readTree(FIXTURE.toFile());
+        List<TrainableParameter> parameters = initialParameters(fixture, manager);
+        try (AdamW source = new AdamW(parameters, AdamW.Config.paper());
+             AdamW target = new AdamW(parameters, AdamW.Config.paper())) {
+            feedGradients(source, parameters, gradients(fixture.get("steps").get(0)));
+            source.step(1e-2);
+            Map<String, NDArray> loaded = source.state();
+            Map<String, float[]> expected = new LinkedHashMap<>();
+            loaded.forEach((k, v) -> expected.put(k, v.toType(ai.djl.ndarray.types.DataType.FLOAT32, false).toFloatArray()));
+            target.loadState(loaded);
+            for (NDArray array : loaded.values()) array.subi(array).addi(7);   // overwrite every loaded array in place
+            target.state().forEach((k, v) -> assertArrayEquals(expected.get(k),
+                    v.toType(ai.djl.ndarray.types.DataType.FLOAT32, false).toFloatArray(), k));
+        }
+    }
+
+    @Test
     void loadStateIsStrict() throws IOException {
         JsonNode fixture = new ObjectMapper().readTree(FIXTURE.toFile());
         List<TrainableParameter> parameters = initialParameters(fixture, manager);
