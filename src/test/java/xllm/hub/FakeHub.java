@@ -39,6 +39,7 @@ final class FakeHub implements AutoCloseable {
     private final Map<String, String> privateRepoTokens = new ConcurrentHashMap<>();
     private final Map<String, String> listedSha256 = new ConcurrentHashMap<>();   // path -> lie in the listing
     private final List<Request> requests = Collections.synchronizedList(new ArrayList<>());
+    private int inFlight; // handlers running (guarded by requests)
 
     /** CDN: the next request writes this many bytes of the body (headers announce all of it), then drops. */
     volatile long dropNextCdnAfter = -1;
@@ -69,9 +70,30 @@ final class FakeHub implements AutoCloseable {
         listedSha256.put(path, sha256);
     }
 
+    /**
+     * Every request so far, once no handler is still running: a handler records its request after writing the body,
+     * and the client may finish reading (and the test look) before that record lands.
+     */
     List<Request> requests() {
+        long deadline = System.nanoTime() + 5_000_000_000L;
         synchronized (requests) {
+            while (inFlight > 0 && System.nanoTime() < deadline) {
+                try {
+                    requests.wait(50);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
             return List.copyOf(requests);
+        }
+    }
+
+    private void record(Request request) {
+        synchronized (requests) {
+            requests.add(request);
+            inFlight--;
+            requests.notifyAll();
         }
     }
 
@@ -105,6 +127,9 @@ final class FakeHub implements AutoCloseable {
     // ------------------------------------------------------------------------------------------------ routes
 
     private void handle(HttpExchange exchange) throws IOException {
+        synchronized (requests) {
+            inFlight++;
+        }
         String path = exchange.getRequestURI().getRawPath();
         String range = exchange.getRequestHeaders().getFirst("Range");
         String authorization = exchange.getRequestHeaders().getFirst("Authorization");
@@ -119,10 +144,10 @@ final class FakeHub implements AutoCloseable {
                 status = resolve(exchange, path.substring(1), authorization, served);
             }
         } catch (DroppedOnPurpose e) {
-            requests.add(new Request(path, range, authorization, -1, served[0]));
+            record(new Request(path, range, authorization, -1, served[0]));
             throw e; // HttpServer closes the connection when a handler throws
         }
-        requests.add(new Request(path, range, authorization, status, served[0]));
+        record(new Request(path, range, authorization, status, served[0]));
         exchange.close();
     }
 
