@@ -134,8 +134,9 @@ class CifAsrModelTest {
                     optimizer.zeroGradients();
                 }
             }
-            // per target token (12 tokens over 2 rows): ×6 is the mean fire-count error per utterance
-            assertTrue(first * 6 > 1 && last * 6 < 0.2, "quantity loss per token " + first + " → " + last);
+            // per target token (12 tokens over 2 rows): ×6 is the mean fire-count error per utterance; under half a
+            // token the fired counts are exact, which the next assertion checks (an L1 loss under Adam keeps hovering)
+            assertTrue(first * 6 > 1 && last * 6 < 0.5, "quantity loss per token " + first + " → " + last);
             try (NDManager scope = manager.newSubManager()) {
                 assertArrayEquals(new long[] {9, 3}, model.encodeAndFire(batch.toArray(scope, 80), batch.lengths()).counts());
             }
