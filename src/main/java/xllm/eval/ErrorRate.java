@@ -193,7 +193,8 @@ public final class ErrorRate {
         return new Edits(s, d, ins, n);
     }
 
-    static boolean isCjk(int codePoint) {
+    /** Han, Hiragana or Katakana: the scripts written without spaces between words. */
+    public static boolean isCjk(int codePoint) {
         Character.UnicodeScript script = Character.UnicodeScript.of(codePoint);
         return script == Character.UnicodeScript.HAN || script == Character.UnicodeScript.HIRAGANA
                 || script == Character.UnicodeScript.KATAKANA;

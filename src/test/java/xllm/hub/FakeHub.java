@@ -89,14 +89,6 @@ final class FakeHub implements AutoCloseable {
         }
     }
 
-    private void record(Request request) {
-        synchronized (requests) {
-            requests.add(request);
-            inFlight--;
-            requests.notifyAll();
-        }
-    }
-
     List<Request> cdnRequests() {
         return requests().stream().filter(r -> r.path().startsWith("/cdn/")).toList();
     }
@@ -130,6 +122,17 @@ final class FakeHub implements AutoCloseable {
         synchronized (requests) {
             inFlight++;
         }
+        try {
+            route(exchange);
+        } finally {
+            synchronized (requests) {
+                inFlight--;
+                requests.notifyAll();
+            }
+        }
+    }
+
+    private void route(HttpExchange exchange) throws IOException {
         String path = exchange.getRequestURI().getRawPath();
         String range = exchange.getRequestHeaders().getFirst("Range");
         String authorization = exchange.getRequestHeaders().getFirst("Authorization");
@@ -144,10 +147,10 @@ final class FakeHub implements AutoCloseable {
                 status = resolve(exchange, path.substring(1), authorization, served);
             }
         } catch (DroppedOnPurpose e) {
-            record(new Request(path, range, authorization, -1, served[0]));
+            requests.add(new Request(path, range, authorization, -1, served[0]));
             throw e; // HttpServer closes the connection when a handler throws
         }
-        record(new Request(path, range, authorization, status, served[0]));
+        requests.add(new Request(path, range, authorization, status, served[0]));
         exchange.close();
     }
 
