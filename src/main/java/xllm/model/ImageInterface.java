@@ -31,7 +31,16 @@ public interface ImageInterface {
     /** Frozen encoder: (B, inputShape…) → (B, featureShape…). */
     NDArray encode(NDArray inputs);
 
-    /** Trainable part: (B, featureShape…) → (B, Q, D) LLM embeddings. */
+    /**
+     * What the trainable part reads: the frozen features (B, featureShape…) plus the encoder's fixed position
+     * embeddings where its tokens carry none ({@code VisionEncoder#positions}); the features themselves otherwise.
+     * Kept out of {@link #encode} so the feature cache stores the encoder's own output.
+     */
+    default NDArray withPositions(NDArray features) {
+        return features;
+    }
+
+    /** Trainable part: (B, featureShape…) → (B, Q, D) LLM embeddings, positions added as {@link #withPositions}. */
     NDArray adapt(NDArray features);
 
     /** The parameters recipes may train, named as in checkpoints ({@code imageInterface.…}). */

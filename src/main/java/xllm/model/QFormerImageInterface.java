@@ -3,6 +3,7 @@ package xllm.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import xllm.train.FeatureCache;
 import xllm.train.TrainableParameter;
 import xllm.vision.EfficientNetLite0;
@@ -23,7 +24,10 @@ import java.util.List;
  * the image features) → I-Adapter (linear to the LLM width). Here the frozen encoder is EfficientNet-Lite0, the
  * pretrained vision model we can get offline (DESIGN.md §5); its 7×7×1280 head feature map is the Q-Former's
  * cross-attention memory. Parameter names: {@code imageInterface.qformer.<HF Blip2QFormerModel name>},
- * {@code imageInterface.qformer.query_tokens}, {@code imageInterface.adapter.{weight,bias}}.
+ * {@code imageInterface.qformer.query_tokens}, {@code imageInterface.adapter.{weight,bias}}. The CNN's feature
+ * tokens carry no position, so the encoder's fixed 2-D sinusoids are added before the Q-Former
+ * ({@link #withPositions}): without them cross-attention cannot tell left from right, nor, across video frames,
+ * which way something moved.
  *
  * <p>The same class is the video interface (paper §3.1, DESIGN.md §3 "Video"): with {@code frames} = T > 0 a
  * sample is a video file, T frames are sampled uniformly ({@link VideoReader}), each frame goes through the encoder
@@ -38,6 +42,7 @@ public final class QFormerImageInterface implements ImageInterface {
     private final LinearAdapter adapter; // null in stage 1 (convert-qformer): no LLM to adapt to yet
     private final String prefix;   // "imageInterface" or "videoInterface"
     private final int frames;      // 0: one still image per sample; T > 0: T frames of a video
+    private final float[] positions; // (N, D) fixed positions added to every image's / frame's features, or null
 
     /** The image interface; {@code qformer}'s encoder_hidden_size must be the encoder's feature width. */
     public QFormerImageInterface(VisionEncoder encoder, QFormer qformer, LinearAdapter adapter) {
@@ -59,6 +64,7 @@ public final class QFormerImageInterface implements ImageInterface {
         this.adapter = adapter;
         this.prefix = frames == 0 ? "imageInterface" : "videoInterface";
         this.frames = frames;
+        this.positions = encoder.positions();
     }
 
     /** Q-Former sizes by recipe size: tiny for tests, demo = the shape of all-MiniLM-L6-v2 (so it can start from it), full = paper (BERT-base). */
@@ -154,8 +160,16 @@ public final class QFormerImageInterface implements ImageInterface {
     }
 
     @Override
+    public NDArray withPositions(NDArray features) {
+        if (positions == null) return features;
+        long[] shape = encoder.featureShape();
+        return features.add(features.getManager().create(positions, new Shape(shape))); // (N, D) broadcast over B (and T)
+    }
+
+    @Override
     public NDArray adapt(NDArray features) {
         if (adapter == null) throw new IllegalStateException("this image interface has no adapter (built for convert-qformer)");
+        features = withPositions(features);
         if (frames == 0) return adapter.forward(qformer.forward(features, null)); // (B, Q, H) → (B, Q, D)
         long batch = features.getShape().get(0);
         NDArray queries = qformer.forward(features.reshape(batch * frames, features.getShape().get(2),
@@ -184,6 +198,7 @@ public final class QFormerImageInterface implements ImageInterface {
     @Override
     public String describe() {
         return encoder.identity() + (frames == 0 ? "" : " on " + frames + " uniformly sampled video frames")
+                + (positions == null ? "" : " + 2-D sinusoidal positions")
                 + " → Q-Former " + qformer.config() + (adapter == null ? "" : " → linear adapter");
     }
 }

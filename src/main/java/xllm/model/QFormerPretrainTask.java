@@ -190,7 +190,7 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
         NDArray features = batch.cached()
                 ? scope.create(flat, ImageInstructionTask.batchShape(size, images.featureShape()))
                 : images.encode(scope.create(flat, ImageInstructionTask.batchShape(size, images.inputShape()))); // frozen
-        return model.losses(features, batch.tokenIds(), batch.lengths(), batch.seed());
+        return model.losses(images.withPositions(features), batch.tokenIds(), batch.lengths(), batch.seed());
     }
 
     public QFormerPretraining model() {

@@ -35,6 +35,9 @@ import java.util.TreeSet;
  * {@code _bn1}, ReLU6: the input of pooling), the visual tokens an image-to-language interface consumes.
  * Inputs are {@link ImageTransforms#efficientNetLite()} batches (B, 3, 224, 224) in [−1, 1].
  *
+ * <p>The tokens carry no position; {@link #positions()} gives the fixed 2-D sinusoids ({@link GridPositions}) that
+ * the image interface adds before its Q-Former.
+ *
  * <p>As a {@link VisionEncoder} its input is 224 × 224 and {@link #identity()} is
  * {@code "efficientnet-lite0 sha256=<hex of the .pth>"} (the string the image interface's feature cache already
  * used), computed on first use.
@@ -162,6 +165,13 @@ public final class EfficientNetLite0 implements VisionEncoder {
     public long[] featureShape() {
         long side = (transforms().crop() + 31) / 32;
         return new long[] {side * side, FEATURE_CHANNELS};
+    }
+
+    /** The h×w grid of the head feature map carries no position of its own: 2-D sinusoids ({@link GridPositions}). */
+    @Override
+    public float[] positions() {
+        int side = (int) ((transforms().crop() + 31) / 32);
+        return GridPositions.sinusoid(side, side, FEATURE_CHANNELS);
     }
 
     @Override

@@ -33,6 +33,14 @@ public interface VisionEncoder extends AutoCloseable {
     /** Shape of one image's features, (N, D), for {@link #inputShape()}. */
     long[] featureShape();
 
+    /**
+     * Fixed position embeddings (N·D floats, one row per feature token) that the image interface adds to the
+     * features before the Q-Former, or null when the features already carry position (ViT patch tokens).
+     */
+    default float[] positions() {
+        return null;
+    }
+
     /** The evaluation-time preprocessing the encoder was trained with (resize, crop, mean/std). */
     ImageTransforms transforms();
 
