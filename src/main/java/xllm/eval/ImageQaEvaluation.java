@@ -5,12 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
 import xllm.model.MediaChat;
+import xllm.train.ProgressBar;
 
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -56,12 +58,21 @@ public final class ImageQaEvaluation {
             throws IOException {
         ObjectMapper json = new ObjectMapper();
         Map<String, int[]> counts = new TreeMap<>();
+        List<JsonNode> samples = new ArrayList<>();
         List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);
+        for (int n = 0; n < lines.size() && (limit <= 0 || samples.size() < limit); n++) {
+            if (lines.get(n).isBlank()) continue;
+            JsonNode node;
+            try {
+                node = json.readTree(lines.get(n));
+            } catch (com.fasterxml.jackson.core.JacksonException e) {
+                throw new IOException(manifest + ":" + (n + 1) + ": not a JSON object: " + e.getOriginalMessage(), e);
+            }
+            if (task == null || task.equals(node.path("task").asText())) samples.add(node);
+        }
+        ProgressBar progress = ProgressBar.stderr(samples.size(), "sample");
         int done = 0;
-        for (String line : lines) {
-            if (line.isBlank() || (limit > 0 && done >= limit)) continue;
-            JsonNode node = json.readTree(line);
-            if (task != null && !task.equals(node.path("task").asText())) continue;
+        for (JsonNode node : samples) {
             String row = node.path("task").asText("all") + "/" + node.path("language").asText("?");
             // exactly the question the interface was trained on (the <video> placeholder was echoed back otherwise)
             String question = xllm.data.ConversationSample.questionText(node.get("conversations").get(0).get("value").asText());
@@ -76,11 +87,13 @@ public final class ImageQaEvaluation {
             c[1]++;
             done++;
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());
+            progress.update(done, Double.NaN, Double.NaN, 1);
             String kind = node.path("task").asText();
             if ((kind.equals("caption") || kind.equals("describe")) && node.path("attributes").has("count")) { // scenes
                 scoreAttributes(node.get("attributes"), answer, counts);
             }
         }
+        progress.finish();
         Map<String, Score> scores = new TreeMap<>();
         int correct = 0, total = 0;
         for (var e : counts.entrySet()) {

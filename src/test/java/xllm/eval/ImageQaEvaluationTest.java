@@ -59,4 +59,14 @@ class ImageQaEvaluationTest {
         org.junit.jupiter.api.Assertions.assertFalse(ImageQaEvaluation.containsKeyword("A cat.",
                 new ObjectMapper().readTree("[]")), "no keywords: exact match only");
     }
+
+    @Test
+    void aMalformedManifestLineIsNamedBeforeAnythingRuns(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws Exception {
+        java.nio.file.Path manifest = dir.resolve("eval.jsonl");
+        java.nio.file.Files.writeString(manifest, "{\"id\": \"a\", \"image\": \"a.png\"}\n{\"id\": \"b\", \"image\n");
+        java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                () -> ImageQaEvaluation.run(null, manifest, 0, null)); // no model needed: parsing comes first
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith(manifest + ":2: "), e.getMessage());
+    }
 }
