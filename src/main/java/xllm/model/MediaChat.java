@@ -68,6 +68,7 @@ public final class MediaChat implements AutoCloseable {
             int width = llm.model().config().hiddenSize();
             boolean speaks = config.model().interfaces().equals(List.of(StageConfig.Interface.SPEECH));
             ImageInterface image = speaks ? null : StageAssembly.imageInterface(config, width, manager);
+            if (image != null) requireSameFeatures(checkpoint, image, checkpointDir);
             SpeechInterface speech = speaks ? StageAssembly.speechInterface(config, width, manager) : null;
             Map<String, TrainableParameter> byName = new HashMap<>();
             for (TrainableParameter p : speaks ? speech.parameters() : image.parameters()) byName.put(p.name(), p);
@@ -76,6 +77,22 @@ public final class MediaChat implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             llm.close();
             throw e;
+        }
+    }
+
+    /**
+     * A checkpoint records the interface it was trained with ({@code config.json} model.imageInterface). One trained
+     * before the CNN tokens got 2-D positions (docs/interfaces.md) would read features it never saw and answer
+     * wrongly without any sign; it is refused instead.
+     */
+    private static void requireSameFeatures(Checkpoint checkpoint, ImageInterface image, Path checkpointDir)
+            throws IOException {
+        String recorded = checkpoint.config().path("model").path("imageInterface").asText("");
+        boolean positionsNow = image.describe().contains("positions");
+        if (!recorded.isEmpty() && positionsNow && !recorded.contains("positions")) {
+            throw new IOException(checkpointDir.resolve(Checkpoint.CONFIG) + ": trained on image features without the "
+                    + "2-D positions the interface now adds (a checkpoint from before 2026-11-27); retrain it, or "
+                    + "continue it with initFrom (docs/interfaces.md, Positions)");
         }
     }
 

@@ -131,5 +131,15 @@ class VideoInterfaceTest {
                     "3 frames x queries in the prompt: " + answer.promptTokens());
             assertThrows(IllegalArgumentException.class, () -> chat.requireModality("Image", clip));
         }
+        // the same checkpoint as if trained before the CNN tokens had positions: refused, naming its config.json
+        Path configJson = run.resolve(xllm.train.CheckpointStore.FINAL).resolve(xllm.train.Checkpoint.CONFIG);
+        String recorded = Files.readString(configJson);
+        assertTrue(recorded.contains(" + 2-D sinusoidal positions"), "the checkpoint records its features");
+        Files.writeString(configJson, recorded.replace(" + 2-D sinusoidal positions", ""));
+        try (NDManager manager = NDManager.newBaseManager()) {
+            java.io.IOException e = assertThrows(java.io.IOException.class,
+                    () -> MediaChat.open(run.resolve(xllm.train.CheckpointStore.FINAL), 3, manager));
+            assertTrue(e.getMessage().contains("config.json") && e.getMessage().contains("positions"), e.getMessage());
+        }
     }
 }
