@@ -163,15 +163,19 @@ public final class EfficientNetLite0 implements VisionEncoder {
     /** (49, 1280) at 224 × 224: one token per cell of the stride-32 head feature map. */
     @Override
     public long[] featureShape() {
-        long side = (transforms().crop() + 31) / 32;
-        return new long[] {side * side, FEATURE_CHANNELS};
+        int side = gridSide();
+        return new long[] {(long) side * side, FEATURE_CHANNELS};
     }
 
     /** The h×w grid of the head feature map carries no position of its own: 2-D sinusoids ({@link GridPositions}). */
     @Override
     public float[] positions() {
-        int side = (int) ((transforms().crop() + 31) / 32);
-        return GridPositions.sinusoid(side, side, FEATURE_CHANNELS);
+        return GridPositions.sinusoid(gridSide(), gridSide(), FEATURE_CHANNELS);
+    }
+
+    /** Side of the head feature map: the crop after five stride-2 stages (SAME padding rounds up). */
+    private int gridSide() {
+        return (transforms().crop() + 31) / 32;
     }
 
     @Override

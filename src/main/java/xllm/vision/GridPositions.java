@@ -27,16 +27,17 @@ public final class GridPositions {
         if (width % 4 != 0) throw new IllegalArgumentException("width must be a multiple of 4, got " + width);
         int half = width / 2;
         int tokens = rows * cols;
+        double[] omega = new double[half / 2];
+        for (int i = 0; i < omega.length; i++) omega[i] = Math.pow(TEMPERATURE, -2.0 * i / half);
         double[] table = new double[tokens * width];
         for (int r = 0; r < rows; r++) {
             for (int c = 0; c < cols; c++) {
                 int base = (r * cols + c) * width;
-                for (int i = 0; i < half / 2; i++) {
-                    double omega = Math.pow(TEMPERATURE, -2.0 * i / half);
-                    table[base + 2 * i] = Math.sin(r * omega);
-                    table[base + 2 * i + 1] = Math.cos(r * omega);
-                    table[base + half + 2 * i] = Math.sin(c * omega);
-                    table[base + half + 2 * i + 1] = Math.cos(c * omega);
+                for (int i = 0; i < omega.length; i++) {
+                    table[base + 2 * i] = Math.sin(r * omega[i]);
+                    table[base + 2 * i + 1] = Math.cos(r * omega[i]);
+                    table[base + half + 2 * i] = Math.sin(c * omega[i]);
+                    table[base + half + 2 * i + 1] = Math.cos(c * omega[i]);
                 }
             }
         }
