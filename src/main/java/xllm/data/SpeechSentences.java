@@ -169,6 +169,68 @@ public final class SpeechSentences {
         };
     }
 
+    static final String[] ANIMALS = {"cat", "dog", "bird", "horse", "spider", "chicken", "cow", "duck", "snake",
+            "frog", "sheep", "goat", "pig", "rabbit", "lion", "tiger", "elephant", "monkey", "bee", "ant", "fish",
+            "whale", "mouse", "bear"};
+    static final String[] COUNTRIES = {"france", "spain", "italy", "germany", "japan", "china", "england", "egypt",
+            "russia", "canada", "australia", "ireland", "greece", "portugal", "india", "brazil", "mexico", "kenya"};
+    static final String[] COLOURED_THINGS = {"the sky", "the grass", "the sun", "snow", "a banana", "an apple",
+            "a lemon", "an orange", "milk", "coal", "a tomato", "a strawberry", "the sea", "a carrot", "chocolate",
+            "a cloud", "a leaf", "the moon"};
+    static final String[][] TIME_UNITS = {{"days", "week"}, {"hours", "day"}, {"minutes", "hour"},
+            {"seconds", "minute"}, {"months", "year"}, {"weeks", "year"}, {"days", "year"}, {"hours", "week"}};
+    static final String[] TOOLS = {"pen", "key", "spoon", "knife", "hammer", "umbrella", "phone", "clock", "cup",
+            "chair", "bed", "brush", "ladder", "map", "camera", "pillow", "towel", "needle", "oven", "fridge"};
+    static final String[] ABILITIES = {"fly", "swim", "climb trees", "run fast", "jump", "sing", "talk"};
+
+    /**
+     * Spoken questions the paper's demos ask and this repository answers from speech ({@code data/synthetic/spoken/},
+     * docs/asr.md): {@link #question} never draws them, so answering them is answering a question never heard.
+     */
+    public static final java.util.Set<String> HELD_OUT_QUESTIONS = java.util.Set.of("how many legs does a dog have",
+            "how many days are in a week", "what colour is the sky", "which city is the capital of france");
+
+    /**
+     * One general-knowledge question in spoken form ("how many legs does a cat have", "what is the capital of spain",
+     * "what is seven plus five"): the words of the spoken questions an LLM can answer, for stage 2 of the speech
+     * interface. Never one of {@link #HELD_OUT_QUESTIONS}.
+     */
+    public static String question(SplittableRandom r) {
+        while (true) {
+            String q = anyQuestion(r);
+            if (!HELD_OUT_QUESTIONS.contains(q)) return q;
+        }
+    }
+
+    private static String anyQuestion(SplittableRandom r) {
+        String animal = pick(r, ANIMALS);
+        String country = pick(r, COUNTRIES);
+        return switch (r.nextInt(15)) {
+            case 0 -> "how many legs does " + article(animal) + " have";
+            case 1 -> "what colour is " + pick(r, COLOURED_THINGS);
+            case 2 -> "what is the capital of " + country;
+            case 3 -> "which city is the capital of " + country;
+            case 4 -> {
+                String[] units = pick(r, TIME_UNITS);
+                yield "how many " + units[0] + " are in a " + units[1];
+            }
+            case 5 -> "what sound does " + article(animal) + " make";
+            case 6 -> "what is " + numberWords(r.nextInt(1, 21)) + " plus " + numberWords(r.nextInt(1, 21));
+            case 7 -> "what is " + numberWords(r.nextInt(2, 13)) + " times " + numberWords(r.nextInt(2, 13));
+            case 8 -> "is " + article(animal) + " bigger than " + article(other(r, ANIMALS, animal));
+            case 9 -> "can " + article(animal) + " " + pick(r, ABILITIES);
+            case 10 -> "what do you use " + article(pick(r, TOOLS)) + " for";
+            case 11 -> "where does " + article(animal) + " live";
+            case 12 -> "what language do people speak in " + country;
+            case 13 -> "what can you see in the sky at " + (r.nextBoolean() ? "night" : "noon");
+            default -> "what does " + article(animal) + " eat";
+        };
+    }
+
+    private static String article(String noun) {
+        return ("aeiou".indexOf(noun.charAt(0)) >= 0 ? "an " : "a ") + noun;
+    }
+
     private static <T> T pick(SplittableRandom r, T[] values) {
         return values[r.nextInt(values.length)];
     }

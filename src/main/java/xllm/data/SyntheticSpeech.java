@@ -101,6 +101,21 @@ public final class SyntheticSpeech {
      */
     public static Summary generate(Path outDir, String split, int english, int mandarin, long seed,
                                    Set<String> excludedTexts, int workers, Consumer<String> progress) throws IOException {
+        return generate(outDir, split, english, mandarin, seed, excludedTexts, workers, progress, SpeechSentences::english);
+    }
+
+    /**
+     * As {@link #generate}, English only, with the general-knowledge questions of {@link SpeechSentences#question}
+     * (never one of its held-out questions) instead of the sentence grammar.
+     */
+    public static Summary generateQuestions(Path outDir, String split, int count, long seed, Set<String> excludedTexts,
+                                            int workers, Consumer<String> progress) throws IOException {
+        return generate(outDir, split, count, 0, seed, excludedTexts, workers, progress, SpeechSentences::question);
+    }
+
+    private static Summary generate(Path outDir, String split, int english, int mandarin, long seed,
+                                    Set<String> excludedTexts, int workers, Consumer<String> progress,
+                                    java.util.function.Function<SplittableRandom, String> englishText) throws IOException {
         if (english < 0 || mandarin < 0 || english + mandarin < 1) {
             throw new IllegalArgumentException("need at least one utterance, got " + english + " English and "
                     + mandarin + " Mandarin");
@@ -115,7 +130,7 @@ public final class SyntheticSpeech {
             boolean zh = i >= english;
             int index = zh ? i - english : i;
             SplittableRandom random = new SplittableRandom(mix(splitSeed + (zh ? 0x5A5A_0000_0000L : 0) + index));
-            String text = drawText(random, zh, excludedTexts);
+            String text = drawText(random, zh ? SpeechSentences::mandarin : englishText, excludedTexts);
             texts.add(text);
             String id = String.format(Locale.ROOT, "%s-%s-%06d", split, zh ? "zh" : "en", index);
             utterances.add(voiceAndAugmentation(random, id, zh ? "zh" : "en", text, zh ? pinyin(text) : text));
@@ -184,9 +199,10 @@ public final class SyntheticSpeech {
         return summary(manifest, utterances, seconds, start, texts);
     }
 
-    static String drawText(SplittableRandom random, boolean zh, Set<String> excluded) {
+    static String drawText(SplittableRandom random, java.util.function.Function<SplittableRandom, String> grammar,
+                           Set<String> excluded) {
         for (int attempt = 0; attempt < 10_000; attempt++) {
-            String text = zh ? SpeechSentences.mandarin(random) : SpeechSentences.english(random);
+            String text = grammar.apply(random);
             if (!excluded.contains(text)) return text;
         }
         throw new IllegalStateException("the sentence grammar ran out of sentences not in the excluded set");

@@ -24,10 +24,20 @@ import java.util.TreeMap;
  * attribute-by-attribute score (colour, shape, count, all three). A sample with {@code "keywords"} (the real photos of
  * {@link xllm.data.DebianPhotos}) is also right when the answer contains one of them, case-insensitively: free-form
  * answers about a photo are not scored by exact match.
+ *
+ * <p>Spoken questions ({@code "audio"} samples whose human turn is only {@code <audio>}, task "reply", from
+ * {@code ./xllm bootstrap replies}) are asked with no typed question: the expected answer is the LLM's own reply to
+ * the transcript, and besides exact match their rows report the word error rate of the answer against it (how far the
+ * answer to the speech is from the answer to the text).
  */
 public final class ImageQaEvaluation {
 
-    public record Score(int correct, int total) {
+    /** {@code wer}: word error rate of the answers against the expected ones (spoken-question rows; NaN otherwise). */
+    public record Score(int correct, int total, double wer) {
+        public Score(int correct, int total) {
+            this(correct, total, Double.NaN);
+        }
+
         public double accuracy() {
             return total == 0 ? Double.NaN : (double) correct / total;
         }
@@ -58,6 +68,7 @@ public final class ImageQaEvaluation {
             throws IOException {
         ObjectMapper json = new ObjectMapper();
         Map<String, int[]> counts = new TreeMap<>();
+        Map<String, List<ErrorRate.Row>> replies = new TreeMap<>();
         List<JsonNode> samples = new ArrayList<>();
         List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);
         for (int n = 0; n < lines.size() && (limit <= 0 || samples.size() < limit); n++) {
@@ -77,8 +88,8 @@ public final class ImageQaEvaluation {
             // exactly the question the interface was trained on (the <video> placeholder was echoed back otherwise)
             String question = xllm.data.ConversationSample.questionText(node.get("conversations").get(0).get("value").asText());
             String expected = node.get("conversations").get(1).get("value").asText();
-            String field = node.has("image") ? "image" : "video";
-            if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image or video");
+            String field = node.has("image") ? "image" : node.has("video") ? "video" : "audio";
+            if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image, video or audio");
             Path image = manifest.toAbsolutePath().getParent().resolve(node.get(field).asText());
             String answer = chat.answer(image, question, Generator.Options.greedy(24), null).text();
             boolean right = normalise(answer).equals(normalise(expected)) || containsKeyword(answer, node.path("keywords"));
@@ -86,6 +97,9 @@ public final class ImageQaEvaluation {
             c[0] += right ? 1 : 0;
             c[1]++;
             done++;
+            if (field.equals("audio") && question.isEmpty()) {
+                replies.computeIfAbsent(row, k -> new ArrayList<>()).add(ErrorRate.score(node.get("id").asText(), expected, answer));
+            }
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());
             progress.update(done, Double.NaN, Double.NaN, 1);
             String kind = node.path("task").asText();
@@ -96,13 +110,17 @@ public final class ImageQaEvaluation {
         progress.finish();
         Map<String, Score> scores = new TreeMap<>();
         int correct = 0, total = 0;
+        List<ErrorRate.Row> allReplies = new ArrayList<>();
         for (var e : counts.entrySet()) {
-            scores.put(e.getKey(), new Score(e.getValue()[0], e.getValue()[1]));
+            List<ErrorRate.Row> rows = replies.getOrDefault(e.getKey(), List.of());
+            allReplies.addAll(rows);
+            scores.put(e.getKey(), new Score(e.getValue()[0], e.getValue()[1],
+                    rows.isEmpty() ? Double.NaN : ErrorRate.summarise(rows).wer()));
             if (e.getKey().startsWith("attributes/")) continue; // a second view of the caption/describe rows
             correct += e.getValue()[0];
             total += e.getValue()[1];
         }
-        scores.put("overall", new Score(correct, total));
+        scores.put("overall", new Score(correct, total, allReplies.isEmpty() ? Double.NaN : ErrorRate.summarise(allReplies).wer()));
         return scores;
     }
 

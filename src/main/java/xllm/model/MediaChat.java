@@ -30,12 +30,14 @@ public final class MediaChat implements AutoCloseable {
     private final ImageInterface image;    // image or video interface, or null
     private final SpeechInterface speech;  // speech interface, or null
     private final ImagePrompt template;
+    private final SpokenTurn spokenTurn;
 
     private MediaChat(LanguageModel llm, ImageInterface image, SpeechInterface speech) {
         this.llm = llm;
         this.image = image;
         this.speech = speech;
         this.template = new ImagePrompt(llm.tokenizer(), modality());
+        this.spokenTurn = speech == null ? null : new SpokenTurn(llm);
     }
 
     public static boolean isCheckpoint(Path path) {
@@ -115,7 +117,11 @@ public final class MediaChat implements AutoCloseable {
         return speech != null ? "Speech" : image.tag();
     }
 
-    /** Generates the answer to {@code question} about {@code media}: an image, video or WAV file as the checkpoint takes. */
+    /**
+     * Generates the answer to {@code question} about {@code media}: an image, video or WAV file as the checkpoint
+     * takes. With a WAV and a blank question the speech is the question: it becomes the user's turn of the chat
+     * template ({@link SpokenTurn}) and the LLM answers what was said.
+     */
     public Generator.Completion answer(Path media, String question, Generator.Options options,
                                        Generator.StreamListener listener) throws IOException {
         float[] pixels = speech == null ? image.preprocess(media) : null;
@@ -129,8 +135,9 @@ public final class MediaChat implements AutoCloseable {
                 NDArray features = image.encode(scope.create(pixels, ImageInstructionTask.batchShape(1, image.inputShape())));
                 vectors = image.adapt(features).get(0);                                   // (Q, D) or (T·Q, D)
             }
-            long[] before = template.beforeImage();
-            long[] after = template.afterImage(question);
+            boolean spoken = speech != null && question.isBlank();
+            long[] before = spoken ? spokenTurn.before() : template.beforeImage();
+            long[] after = spoken ? spokenTurn.after() : template.afterImage(question);
             PromptBatch prompt = PromptBatch.build(llm.model(), List.of(List.of(Segment.Text.prompt(before),
                     new Segment.Embeddings(vectors), Segment.Text.prompt(after))), PromptBatch.Padding.LEFT, scope);
             return llm.generator().generateFromEmbeddings(prompt.embeddings(), prompt.valid(),

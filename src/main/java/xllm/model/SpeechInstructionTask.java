@@ -28,6 +28,10 @@ import java.util.Map;
  * {@code <Speech>{speech}</Speech>Question: {instruction}\n Answer: {answer}}, loss on the answer only. Data: an
  * ASR manifest ({@code {"id","audio","text"}} — the instruction is then {@link #ASR_INSTRUCTION}, the answer the
  * transcript) or a LLaVA-style manifest whose samples carry {@code "audio"} (spoken questions and their answers).
+ * A LLaVA sample whose human turn is only {@code <audio>} puts the speech where the user's typed text goes in the
+ * LLM's chat template ({@link SpokenTurn}); with the frozen LLM's own reply to the transcript as its answer
+ * ({@code ./xllm bootstrap replies}) this aligns the speech with the text it says, so the LLM answers spoken
+ * questions instead of transcribing them (docs/asr.md, Spoken questions).
  *
  * <p>With a {@link FeatureCache} the frozen encoder + CIF run once per utterance: the cache holds each utterance's
  * fired tokens (L, d) keyed by the audio file's SHA-256, and training reads them instead of audio.
@@ -42,7 +46,8 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
     public record Sample(String id, Path audio, String question, String answer) {}
 
     /** A prepared micro-batch: normalised fbank per utterance, or cached fired tokens (L·d floats) per utterance. */
-    public record Batch(List<float[][]> features, List<float[]> fired, List<long[]> after, List<long[]> answers) {}
+    public record Batch(List<float[][]> features, List<float[]> fired, List<long[]> before, List<long[]> after,
+                        List<long[]> answers) {}
 
     private final LanguageModel llm;
     private final SpeechInterface speech;
@@ -50,6 +55,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
     private final List<Sample> eval;
     private final FeatureCache cache; // null: run the frozen encoder every step
     private final ImagePrompt template;
+    private final SpokenTurn spokenTurn;
     private final ContentKeys contentKeys = new ContentKeys();
 
     public SpeechInstructionTask(LanguageModel llm, SpeechInterface speech, List<Sample> train, List<Sample> eval,
@@ -60,6 +66,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
         this.eval = eval;
         this.cache = cache;
         this.template = new ImagePrompt(llm.tokenizer(), "Speech");
+        this.spokenTurn = new SpokenTurn(llm);
     }
 
     /**
@@ -132,7 +139,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
     public Batch prepare(List<Sample> samples, boolean training, long seed) throws IOException {
         List<float[][]> features = new ArrayList<>();
         List<float[]> fired = new ArrayList<>();
-        List<long[]> after = new ArrayList<>(), answers = new ArrayList<>();
+        List<long[]> before = new ArrayList<>(), after = new ArrayList<>(), answers = new ArrayList<>();
         for (Sample s : samples) {
             if (cache != null) {
                 String key = cacheKey(s);
@@ -143,10 +150,17 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
             } else {
                 features.add(speech.features(s.audio()));
             }
-            after.add(template.afterImage(s.question()));
-            answers.add(ImageInstructionTask.answerIds(llm, s.answer()));
+            if (s.question().isEmpty()) { // the speech is the user's whole turn: a spoken question
+                before.add(spokenTurn.before());
+                after.add(spokenTurn.after());
+                answers.add(spokenTurn.replyIds(s.answer()));
+            } else {
+                before.add(template.beforeImage());
+                after.add(template.afterImage(s.question()));
+                answers.add(ImageInstructionTask.answerIds(llm, s.answer()));
+            }
         }
-        return new Batch(features, fired, after, answers);
+        return new Batch(features, fired, before, after, answers);
     }
 
     @Override
@@ -162,7 +176,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
         List<List<Segment>> rows = new ArrayList<>();
         for (int i = 0; i < fired.size(); i++) {
             NDArray own = vectors.get(new ai.djl.ndarray.index.NDIndex("{}, 0:{}, :", i, counts[i]));
-            List<Segment> row = new ArrayList<>(List.of(Segment.Text.prompt(template.beforeImage()),
+            List<Segment> row = new ArrayList<>(List.of(Segment.Text.prompt(batch.before().get(i)),
                     new Segment.Embeddings(own), Segment.Text.prompt(batch.after().get(i))));
             if (withAnswers) row.add(Segment.Text.answer(batch.answers().get(i)));
             rows.add(row);
@@ -195,6 +209,7 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
         node.put("llm", llm.source().toString());
         node.put("speechInterface", speech.describe());
         node.put("promptTemplate", "<Speech>{speech}</Speech>Question: {instruction}\\n Answer:");
+        node.put("spokenTurnTemplate", "the chat template's user turn with {speech} as its text");
         return node;
     }
 }

@@ -21,7 +21,8 @@ import java.util.concurrent.Callable;
 @Command(name = "bootstrap", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Generate synthetic training and evaluation data.",
         subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, BootstrapCommand.Speech.class,
-                BootstrapCommand.Pocketsphinx.class, BootstrapCommand.Photos.class, CommandLine.HelpCommand.class})
+                BootstrapCommand.Pocketsphinx.class, BootstrapCommand.Photos.class, BootstrapCommand.Replies.class,
+                CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -166,6 +167,13 @@ public final class BootstrapCommand implements Runnable {
         @Option(names = "--workers", paramLabel = "W", description = "Parallel espeak-ng processes (default: cores).")
         Integer workers;
 
+        @Option(names = "--general", paramLabel = "G", defaultValue = "0",
+                description = "Also G general-knowledge spoken questions (\"how many legs does a cat have\", \"what is "
+                        + "the capital of spain\") in OUT/general.jsonl and G/10 others in OUT/general_eval.jsonl, for "
+                        + "stage 2 with `bootstrap replies`; the spoken questions of data/synthetic/spoken are never drawn "
+                        + "(default: ${DEFAULT-VALUE}).")
+        int general;
+
         @Option(names = "--questions-from", paramLabel = "SCENES_MANIFEST",
                 description = "Also speak the questions of this `bootstrap scenes` manifest: writes "
                         + "OUT/questions-<name>.jsonl of {\"id\",\"audio\",\"text\",\"image\",...}.")
@@ -173,10 +181,10 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
-            if (train < 0 || eval < 0 || mandarin < 0) throw new IllegalArgumentException("counts must be >= 0");
-            if (train + mandarin == 0 && eval == 0 && questionsFrom == null) {
-                throw new IllegalArgumentException("nothing to do: --train, --eval, --mandarin and --questions-from "
-                        + "are all empty");
+            if (train < 0 || eval < 0 || mandarin < 0 || general < 0) throw new IllegalArgumentException("counts must be >= 0");
+            if (train + mandarin == 0 && eval == 0 && general == 0 && questionsFrom == null) {
+                throw new IllegalArgumentException("nothing to do: --train, --eval, --mandarin, --general and "
+                        + "--questions-from are all empty");
             }
             int threads = workers != null ? Math.max(1, workers) : Runtime.getRuntime().availableProcessors();
             PrintWriter printer = spec.commandLine().getOut();
@@ -197,6 +205,13 @@ public final class BootstrapCommand implements Runnable {
             if (eval + evalMandarin > 0) {
                 report(printer, SyntheticSpeech.generate(out, "eval", eval, evalMandarin, seed, trainTexts, threads,
                         progress));
+            }
+            if (general > 0) {
+                SyntheticSpeech.Summary summary = SyntheticSpeech.generateQuestions(out, "general", general, seed,
+                        java.util.Set.of(), threads, progress);
+                report(printer, summary);
+                report(printer, SyntheticSpeech.generateQuestions(out, "general_eval", Math.max(1, general / 10), seed,
+                        summary.texts(), threads, progress));
             }
             if (questionsFrom != null) {
                 if (!java.nio.file.Files.isRegularFile(questionsFrom)) {
@@ -271,6 +286,59 @@ public final class BootstrapCommand implements Runnable {
             printer.printf(Locale.ROOT, "wrote %s: %d samples about %d photos%n", summary.manifest(), summary.samples(),
                     summary.photos());
             printer.flush();
+            return 0;
+        }
+    }
+
+    /** {@code ./xllm bootstrap replies}: see {@link xllm.model.SpokenReplies}. */
+    @Command(name = "replies", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {"Spoken-question data for stage 2 (speech): the frozen LLM's own greedy chat reply to each "
+                    + "transcript of an ASR manifest (its first sentence), as a LLaVA-style manifest whose samples make "
+                    + "the speech the user's whole turn. Trained on it (mixed with the ASR samples, --asr), the speech "
+                    + "interface makes the LLM answer a spoken question as it answers the typed one, instead of "
+                    + "transcribing it. Mandarin utterances get no reply (the LLM is English).",
+                    "Audio paths are written relative to OUT's directory."})
+    static final class Replies implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @picocli.CommandLine.Mixin
+        ModelOption llm;
+
+        @Option(names = "--data", required = true, paramLabel = "ASR_MANIFEST", description = "ASR manifest {\"id\",\"audio\",\"text\"}.")
+        Path data;
+
+        @Option(names = "--out", required = true, paramLabel = "FILE", description = "Manifest to write (replaced atomically).")
+        Path out;
+
+        @Option(names = "--asr", description = "Also write every utterance's ASR sample (the paper's instruction, the "
+                + "transcript), before its reply sample.")
+        boolean asr;
+
+        @Option(names = "--replies", paramLabel = "N", defaultValue = "0",
+                description = "Replies for the first N English utterances only (default: all).")
+        int replies;
+
+        @Option(names = "--batch", paramLabel = "B", defaultValue = "16", description = "Replies generated together (default: ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--max-tokens", paramLabel = "T", defaultValue = "40",
+                description = "Most tokens generated per reply before its first sentence is kept (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            try (ai.djl.ndarray.NDManager manager = ai.djl.ndarray.NDManager.newBaseManager();
+                 xllm.llm.LanguageModel model = llm.open(manager)) {
+                xllm.model.SpokenReplies.Summary summary = xllm.model.SpokenReplies.write(model, data, out, asr,
+                        replies, batch, maxTokens);
+                PrintWriter printer = spec.commandLine().getOut();
+                printer.printf(Locale.ROOT, "wrote %s: %d reply samples (%d distinct transcripts, %d empty replies left "
+                                + "out), %d ASR samples, %.1f s%n", summary.manifest(), summary.replySamples(),
+                        summary.distinctTexts(), summary.skipped(), summary.asrSamples(), summary.seconds());
+                printer.flush();
+            }
             return 0;
         }
     }

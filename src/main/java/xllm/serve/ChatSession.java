@@ -20,6 +20,7 @@ final class ChatSession {
               /image FILE    ask about this image from now on (needs a training checkpoint as --model)
               /video FILE    ask about this video from now on (needs a video-interface checkpoint)
               /audio FILE    talk about this WAV from now on (needs a speech-interface checkpoint)
+              /ask           answer the current WAV's spoken question (the speech is the question)
               /system TEXT   set the system message (and start a new conversation)
               /reset         forget the conversation (keeps the system message)
               /help          this text
@@ -102,6 +103,19 @@ final class ChatSession {
                 out.println(system == null ? "(system message removed)" : "(system message set; conversation cleared)");
             }
             case "/help" -> out.println(HELP);
+            case "/ask" -> {
+                if (imageChat == null || !imageChat.modality().equals("Speech") || image == null) {
+                    out.println("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)");
+                    return true;
+                }
+                try {
+                    imageChat.answer(image, "", options, (row, delta) -> out.print(delta));
+                } catch (java.io.IOException e) {
+                    out.print("error: " + e.getMessage());
+                }
+                out.println();
+                out.flush();
+            }
             case "/image", "/video", "/audio" -> {
                 String kind = parts[0].substring(1);
                 if (imageChat == null) {

@@ -22,11 +22,14 @@ public final class EvalCommand implements Runnable {
         picocli.CommandLine.usage(this, System.out);
     }
 
-    @Command(name = "image", aliases = "video", mixinStandardHelpOptions = true,
-            description = {"Exact-match accuracy of greedy answers on an image- or video-question manifest (per task and "
-                    + "language); scene descriptions are also scored attribute by attribute (colour, shape, count).",
+    @Command(name = "image", aliases = {"video", "spoken"}, mixinStandardHelpOptions = true,
+            description = {"Exact-match accuracy of greedy answers on an image-, video- or spoken-question manifest (per "
+                    + "task and language); scene descriptions are also scored attribute by attribute (colour, shape, "
+                    + "count).",
                     "The checkpoint decides the modality: an align-image checkpoint reads \"image\", an align-video "
-                            + "one \"video\"."})
+                            + "one \"video\", an align-speech one \"audio\". A spoken question (human turn only "
+                            + "<audio>, `bootstrap replies`) is asked with no typed text; its rows also give the word "
+                            + "error rate of the answers against the LLM's replies to the transcripts."})
     static final class Image implements Callable<Integer> {
         @Option(names = {"-m", "--model"}, required = true, description = "Training checkpoint directory.") String model;
         @Option(names = "--data", required = true, description = "JSONL manifest (LLaVA style).") Path data;
@@ -41,9 +44,10 @@ public final class EvalCommand implements Runnable {
             try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames, manager)) {
                 Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit, task,
                         showErrors ? System.err : null);
-                System.out.printf("%-16s %8s %8s %9s%n", "task", "correct", "total", "accuracy");
-                scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%n", task, s.correct(), s.total(),
-                        100 * s.accuracy()));
+                boolean spoken = scores.values().stream().anyMatch(s -> !Double.isNaN(s.wer()));
+                System.out.printf("%-16s %8s %8s %9s%s%n", "task", "correct", "total", "accuracy", spoken ? "       WER" : "");
+                scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%s%n", task, s.correct(), s.total(),
+                        100 * s.accuracy(), !spoken ? "" : Double.isNaN(s.wer()) ? "         -" : String.format(" %8.1f%%", 100 * s.wer())));
             }
             return 0;
         }

@@ -23,7 +23,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Mixin ModelOption modelOption;
     @Mixin SamplingOptions sampling;
 
-    @Option(names = {"-p", "--prompt"}, required = true, description = "The prompt; '-' reads it from stdin.")
+    @Option(names = {"-p", "--prompt"}, description = "The prompt; '-' reads it from stdin. Required, except with "
+            + "--audio, where leaving it out makes the speech itself the question.")
     String prompt;
 
     @Option(names = "--system", description = "System message (chat template only).")
@@ -40,8 +41,9 @@ public final class GenerateCommand implements Callable<Integer> {
             + "with a video interface (stage align-video).")
     java.nio.file.Path video;
 
-    @Option(names = "--audio", description = "Ask about this WAV (a spoken question, or transcribe it with --prompt "
-            + "\"Please faithfully recognize the speech.\"); --model must be a checkpoint with a speech interface.")
+    @Option(names = "--audio", description = "A WAV for a checkpoint with a speech interface. Without --prompt the "
+            + "speech is the question and the LLM answers it; with --prompt \"Please faithfully recognize the speech.\" "
+            + "it transcribes.")
     java.nio.file.Path audio;
 
     @Option(names = "--frames", description = "Frames sampled uniformly from the video (default: the training "
@@ -50,7 +52,8 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        String text = prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
+        if (prompt == null && audio == null) throw new IllegalArgumentException("--prompt is required (it may be left out only with --audio)");
+        String text = prompt == null ? "" : prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         MediaOption media = MediaOption.of(image, video, audio);
         if (media != null) {

@@ -93,13 +93,30 @@ class SyntheticSpeechTest {
         Set<String> firstTen = new java.util.HashSet<>();
         SplittableRandom probe = new SplittableRandom(11);
         for (int i = 0; i < 10; i++) firstTen.add(SpeechSentences.english(probe));
-        String drawn = SyntheticSpeech.drawText(new SplittableRandom(11), false, firstTen);
+        String drawn = SyntheticSpeech.drawText(new SplittableRandom(11), SpeechSentences::english, firstTen);
         assertFalse(firstTen.contains(drawn), drawn);
         // enough distinct sentences that a 2000-utterance train split is mostly unique
         Set<String> texts = new java.util.HashSet<>();
         SplittableRandom r = new SplittableRandom(3);
         for (int i = 0; i < 2000; i++) texts.add(SpeechSentences.english(r));
         assertTrue(texts.size() > 1500, "grammar too small: " + texts.size() + " distinct of 2000");
+    }
+
+    @Test
+    void generalQuestionsNeverDrawTheHeldOutOnesButUseTheirWords() {
+        Set<String> texts = new java.util.HashSet<>();
+        SplittableRandom r = new SplittableRandom(5);
+        for (int i = 0; i < 20_000; i++) texts.add(SpeechSentences.question(r));
+        for (String held : SpeechSentences.HELD_OUT_QUESTIONS) {
+            assertFalse(texts.contains(held), held + " was drawn");
+            java.util.Set<String> unseen = new java.util.HashSet<>(List.of(held.split(" ")));
+            for (String t : texts) unseen.removeAll(List.of(t.split(" ")));
+            assertTrue(unseen.isEmpty(), "every word of '" + held + "' occurs in other questions; not: " + unseen);
+        }
+        assertTrue(texts.contains("how many legs does an elephant have") && texts.contains("what do you use an oven for"),
+                "the article follows the noun");
+        assertTrue(texts.stream().noneMatch(t -> t.matches(".*\\ba [aeiou].*")), "no 'a' before a vowel");
+        assertTrue(texts.size() > 1000, "question grammar too small: " + texts.size());
     }
 
     @Test

@@ -35,7 +35,7 @@ class SpeechInterfaceTest {
     private static final PrintStream QUIET = new PrintStream(PrintStream.nullOutputStream());
 
     /** A random tiny CIF ASR model saved as a checkpoint, with CMVN from the four clips. */
-    private static Path asrCheckpoint(Path dir) throws Exception {
+    static Path asrCheckpoint(Path dir) throws Exception {
         try (NDManager manager = NDManager.newBaseManager()) {
             List<AsrSample> clips = AsrSample.readManifest(CLIPS);
             List<float[][]> fbanks = new ArrayList<>();
@@ -55,7 +55,7 @@ class SpeechInterfaceTest {
         return StageConfig.load(RECIPE, all);
     }
 
-    private static void train(StageConfig config) throws Exception {
+    static void train(StageConfig config) throws Exception {
         try (NDManager manager = NDManager.newBaseManager(); TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
             new StageRunner(config, QUIET).run(task, false);
         }
