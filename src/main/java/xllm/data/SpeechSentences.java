@@ -190,6 +190,11 @@ public final class SpeechSentences {
     public static final java.util.Set<String> HELD_OUT_QUESTIONS = java.util.Set.of("how many legs does a dog have",
             "how many days are in a week", "what colour is the sky", "which city is the capital of france");
 
+    /** Words a right answer to each held-out question contains (any one). */
+    public static final java.util.Map<String, List<String>> HELD_OUT_ANSWERS = java.util.Map.of(
+            "how many legs does a dog have", List.of("four", "4"), "how many days are in a week", List.of("seven", "7"),
+            "what colour is the sky", List.of("blue"), "which city is the capital of france", List.of("paris"));
+
     /**
      * One general-knowledge question in spoken form ("how many legs does a cat have", "what is the capital of spain",
      * "what is seven plus five"): the words of the spoken questions an LLM can answer, for stage 2 of the speech

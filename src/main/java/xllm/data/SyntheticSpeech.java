@@ -113,6 +113,34 @@ public final class SyntheticSpeech {
         return generate(outDir, split, count, 0, seed, excludedTexts, workers, progress, SpeechSentences::question);
     }
 
+    /**
+     * The held-out spoken questions of {@link SpeechSentences#HELD_OUT_QUESTIONS}, each in every English accent at a
+     * middle rate and pitch, clean: {@code outDir/general_held_out.jsonl}, each line with the {@code "keywords"} of a
+     * right answer. The general-question splits never contain them, so this set scores answering questions never heard.
+     */
+    public static Summary speakHeldOutQuestions(Path outDir, int workers, Consumer<String> progress) throws IOException {
+        long start = System.nanoTime();
+        List<Utterance> utterances = new ArrayList<>();
+        List<String> questions = new ArrayList<>(SpeechSentences.HELD_OUT_QUESTIONS);
+        java.util.Collections.sort(questions);
+        for (int q = 0; q < questions.size(); q++) {
+            for (int v = 0; v < ENGLISH_VOICES.length; v++) {
+                String id = String.format(Locale.ROOT, "general_held_out-en-%06d", q * ENGLISH_VOICES.length + v);
+                utterances.add(new Utterance(id, "en", questions.get(q), questions.get(q), ENGLISH_VOICES[v], 160, 50,
+                        1.0, Double.NaN, false, q * 31L + v));
+            }
+        }
+        List<ObjectNode> lines = new ArrayList<>();
+        for (Utterance u : utterances) {
+            ObjectNode node = line(u);
+            SpeechSentences.HELD_OUT_ANSWERS.get(u.text()).forEach(node.putArray("keywords")::add);
+            lines.add(node);
+        }
+        Path manifest = outDir.resolve("general_held_out.jsonl");
+        double[] seconds = synthesizeAll(outDir, utterances, lines, manifest, workers, "general_held_out", progress);
+        return summary(manifest, utterances, seconds, start, new HashSet<>(questions));
+    }
+
     private static Summary generate(Path outDir, String split, int english, int mandarin, long seed,
                                     Set<String> excludedTexts, int workers, Consumer<String> progress,
                                     java.util.function.Function<SplittableRandom, String> englishText) throws IOException {

@@ -91,13 +91,15 @@ public final class ImageQaEvaluation {
             String field = node.has("image") ? "image" : node.has("video") ? "video" : "audio";
             if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image, video or audio");
             Path image = manifest.toAbsolutePath().getParent().resolve(node.get(field).asText());
-            String answer = chat.answer(image, question, Generator.Options.greedy(24), null).text();
+            boolean spoken = field.equals("audio") && question.isEmpty();
+            // a spoken question's expected answer is a sentence (the LLM's reply, up to 40 tokens); others are words
+            String answer = chat.answer(image, question, Generator.Options.greedy(spoken ? 48 : 24), null).text();
             boolean right = normalise(answer).equals(normalise(expected)) || containsKeyword(answer, node.path("keywords"));
             int[] c = counts.computeIfAbsent(row, k -> new int[2]);
             c[0] += right ? 1 : 0;
             c[1]++;
             done++;
-            if (field.equals("audio") && question.isEmpty()) {
+            if (spoken) {
                 replies.computeIfAbsent(row, k -> new ArrayList<>()).add(ErrorRate.score(node.get("id").asText(), expected, answer));
             }
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());

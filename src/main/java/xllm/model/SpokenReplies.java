@@ -28,7 +28,8 @@ import java.util.Map;
  *
  * <p>Writes a LLaVA-style manifest: per utterance a {@code "task": "reply"} sample (human turn {@code <audio>} only,
  * gpt turn the reply, {@code "text"} the transcript) and, with {@code withTranscripts}, first its ASR sample (human
- * turn {@code <audio>} and the paper's ASR instruction, gpt turn the transcript), so one manifest trains both.
+ * turn {@code <audio>} and the paper's ASR instruction, gpt turn the transcript), so one manifest trains both. An
+ * utterance's {@code "keywords"} (words of a right answer) are copied to its reply sample, for {@code eval spoken}.
  */
 public final class SpokenReplies {
 
@@ -49,6 +50,12 @@ public final class SpokenReplies {
         if (batch < 1 || maxTokens < 1 || replies < 0) throw new IllegalArgumentException("batch, max tokens must be ≥ 1, replies ≥ 0");
         long start = System.nanoTime();
         List<AsrSample> samples = AsrSample.readManifest(asrManifest);
+        Map<String, com.fasterxml.jackson.databind.JsonNode> keywords = new java.util.HashMap<>(); // id -> "keywords"
+        for (String row : Files.readAllLines(asrManifest, StandardCharsets.UTF_8)) {
+            if (row.isBlank()) continue;
+            com.fasterxml.jackson.databind.JsonNode node = JSON.readTree(row);   // readManifest has validated it
+            if (node.has("keywords")) keywords.put(node.get("id").asText(), node.get("keywords"));
+        }
         List<AsrSample> asked = new ArrayList<>();
         for (AsrSample s : samples) {
             if (replies > 0 && asked.size() == replies) break;
@@ -80,7 +87,7 @@ public final class SpokenReplies {
                 String audio = base.relativize(s.audio().toAbsolutePath()).toString();
                 if (withTranscripts) {
                     writer.write(line(s.id() + "-asr", audio, "asr", s.text(),
-                            "<audio>\n" + SpeechInstructionTask.ASR_INSTRUCTION, s.text()));
+                            "<audio>\n" + SpeechInstructionTask.ASR_INSTRUCTION, s.text(), null));
                     asrWritten++;
                 }
                 if (!askedSet.contains(s)) continue;
@@ -89,7 +96,7 @@ public final class SpokenReplies {
                     skipped++;
                     continue;
                 }
-                writer.write(line(s.id() + "-reply", audio, "reply", s.text(), "<audio>", reply));
+                writer.write(line(s.id() + "-reply", audio, "reply", s.text(), "<audio>", reply, keywords.get(s.id())));
                 replyWritten++;
             }
         } catch (IOException | RuntimeException e) {
@@ -116,7 +123,8 @@ public final class SpokenReplies {
         return text.codePoints().anyMatch(c -> Character.UnicodeScript.of(c) == Character.UnicodeScript.HAN);
     }
 
-    private static String line(String id, String audio, String task, String text, String human, String gpt) throws IOException {
+    private static String line(String id, String audio, String task, String text, String human, String gpt,
+                               com.fasterxml.jackson.databind.JsonNode keywords) throws IOException {
         ObjectNode node = JSON.createObjectNode();
         node.put("id", id);
         node.put("audio", audio);
@@ -126,6 +134,7 @@ public final class SpokenReplies {
         var conversations = node.putArray("conversations");
         conversations.addObject().put("from", "human").put("value", human);
         conversations.addObject().put("from", "gpt").put("value", gpt);
+        if (keywords != null) node.set("keywords", keywords);
         return JSON.writeValueAsString(node) + "\n";
     }
 }

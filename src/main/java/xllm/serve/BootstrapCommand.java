@@ -170,8 +170,8 @@ public final class BootstrapCommand implements Runnable {
         @Option(names = "--general", paramLabel = "G", defaultValue = "0",
                 description = "Also G general-knowledge spoken questions (\"how many legs does a cat have\", \"what is "
                         + "the capital of spain\") in OUT/general.jsonl and G/10 others in OUT/general_eval.jsonl, for "
-                        + "stage 2 with `bootstrap replies`; the spoken questions of data/synthetic/spoken are never drawn "
-                        + "(default: ${DEFAULT-VALUE}).")
+                        + "stage 2 with `bootstrap replies`; four questions are never drawn (\"how many legs does a dog "
+                        + "have\", ...): OUT/general_held_out.jsonl speaks them in every accent (default: ${DEFAULT-VALUE}).")
         int general;
 
         @Option(names = "--questions-from", paramLabel = "SCENES_MANIFEST",
@@ -212,6 +212,7 @@ public final class BootstrapCommand implements Runnable {
                 report(printer, summary);
                 report(printer, SyntheticSpeech.generateQuestions(out, "general_eval", Math.max(1, general / 10), seed,
                         summary.texts(), threads, progress));
+                report(printer, SyntheticSpeech.speakHeldOutQuestions(out, threads, progress));
             }
             if (questionsFrom != null) {
                 if (!java.nio.file.Files.isRegularFile(questionsFrom)) {
