@@ -72,8 +72,8 @@ class StageConfigTest {
         try (Stream<Path> files = Files.list(RECIPES)) {
             recipes = files.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
         }
-        assertEquals(List.of("stage1-asr.yaml", "stage1-qformer.yaml", "stage2-image.yaml", "stage2-speech.yaml",
-                "stage2-video.yaml", "stage3-integrate.yaml", "tiny-asr.yaml", "tiny-overfit.yaml", "tiny-speech.yaml"),
+        assertEquals(List.of("stage1-asr.yaml", "stage1-qformer.yaml", "stage2-image.yaml",
+                "stage2-speech-spoken.yaml", "stage2-speech.yaml", "stage2-video.yaml", "stage3-integrate.yaml", "tiny-asr.yaml", "tiny-overfit.yaml", "tiny-speech.yaml"),
                 recipes.stream().map(p -> p.getFileName().toString()).toList());
         for (Path recipe : recipes) {
             boolean checkFiles = recipe.endsWith("tiny-overfit.yaml") || recipe.endsWith("tiny-asr.yaml");
@@ -88,6 +88,8 @@ class StageConfigTest {
         assertNull(integrate.steps());
         StageConfig video = StageConfig.load(RECIPES.resolve("stage2-video.yaml"), List.of(), false);
         assertEquals(Map.of("imageInterface.", "videoInterface."), video.initRename());
+        StageConfig spoken = StageConfig.load(RECIPES.resolve("stage2-speech-spoken.yaml"), List.of(), false);
+        assertEquals(List.of(Path.of("runs/stage2-speech/final")), spoken.initFrom(), "continues the ASR-aligned interface");
     }
 
     @Test
