@@ -101,8 +101,10 @@ public final class ModelStore {
             Manifest manifest = Manifest.read(dir.get());
             if (manifest != null && manifest.intact(dir.get())) return mainPath(dir.get(), manifest);
         }
-        throw new IllegalArgumentException("model '" + nameOrPath + "' is not in the cache (" + modelsDir()
-                + "); fetch it with: ./xllm models pull " + nameOrPath);
+        // a mistyped checkpoint path (runs/…/final) must say so, not only suggest a pull
+        String notAPath = nameOrPath.contains("/") ? ", nor a file or directory (" + asPath.toAbsolutePath() + ")" : "";
+        throw new IllegalArgumentException("model '" + nameOrPath + "' is not in the cache (" + modelsDir() + ")"
+                + notAPath + "; fetch it with: ./xllm models pull " + nameOrPath);
     }
 
     /** {@link #pull(String, String, List, ProgressListener)} at revision main with the default file selection. */

@@ -78,6 +78,8 @@ class ModelStoreTest {
             assertFalse(Files.exists(one));
             IllegalArgumentException gone = assertThrows(IllegalArgumentException.class, () -> store.remove("acme/one"));
             assertTrue(gone.getMessage().startsWith("model 'acme/one' is not in the cache"), gone.getMessage());
+            assertTrue(gone.getMessage().contains("nor a file or directory (" + Path.of("acme/one").toAbsolutePath() + ")"),
+                    gone.getMessage());
         }
     }
 
