@@ -46,14 +46,15 @@ class ChatAndGenerateTest {
         assertEquals(0, trained.exitCode(), trained.stderr());
         String checkpoint = run.resolve("checkpoints/step-000012").toString();
         String script = String.join("\n", "What colour is this picture?", "/image no-such.png",
-                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/exit", "");
+                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/ask", "/exit", "");
         CliProcess chat = CliProcess.run(script, "chat", "--model", checkpoint, "--temperature", "0", "--max-tokens", "4");
         assertEquals(0, chat.exitCode(), chat.stderr());
         List<String> lines = chat.stdout().lines().toList();
         assertEquals("(no image yet: /image FILE)", lines.get(0));
         assertTrue(lines.get(1).startsWith("(no such image file"), lines.get(1));
         assertEquals("(image: data/tiny-overfit/red.png)", lines.get(2));
-        assertEquals(4, lines.size(), "one answer line after the image is set: " + lines);
+        assertEquals("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)", lines.get(4));
+        assertEquals(5, lines.size(), "one answer line after the image is set: " + lines);
 
         CliProcess generate = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png",
                 "--prompt", "What colour is this picture?", "--temperature", "0", "--max-tokens", "4");
@@ -62,6 +63,9 @@ class ChatAndGenerateTest {
         CliProcess notACheckpoint = CliProcess.run("", "generate", "--image", "data/tiny-overfit/red.png", "--prompt", "x");
         assertNotEquals(0, notACheckpoint.exitCode());
         assertTrue(notACheckpoint.stderr().contains("training checkpoint"), notACheckpoint.stderr());
+        CliProcess noPrompt = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png");
+        assertNotEquals(0, noPrompt.exitCode());
+        assertTrue(noPrompt.stderr().contains("--prompt is required (it may be left out only with --audio)"), noPrompt.stderr());
     }
 
     @Test
