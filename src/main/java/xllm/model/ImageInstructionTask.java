@@ -159,7 +159,12 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
 
     /** The trained answer: " " + answer, then the LLM's end-of-sequence token so generation learns to stop. */
     static long[] answerIds(LanguageModel llm, String answer) {
-        long[] ids = llm.tokenizer().encode(" " + answer);
+        return endingTurn(llm, " " + answer);
+    }
+
+    /** {@code text}'s tokens, then the LLM's end-of-sequence token (a trained answer stops there). */
+    static long[] endingTurn(LanguageModel llm, String text) {
+        long[] ids = llm.tokenizer().encode(text);
         List<Long> eosIds = llm.model().config().eosTokenIds();
         if (eosIds.isEmpty()) return ids;
         long[] out = java.util.Arrays.copyOf(ids, ids.length + 1);

@@ -41,13 +41,8 @@ final class SpokenTurn {
         return after;
     }
 
-    /** The reply as trained: its tokens as the template's assistant turn starts them, then the end of the turn. */
+    /** The reply as trained: its tokens as the template's assistant turn starts them (no leading space), then EOS. */
     long[] replyIds(String reply) {
-        long[] ids = llm.tokenizer().encode(reply);
-        List<Long> eos = llm.model().config().eosTokenIds();
-        if (eos.isEmpty()) return ids;
-        long[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
-        out[ids.length] = eos.get(0);
-        return out;
+        return ImageInstructionTask.endingTurn(llm, reply);
     }
 }
