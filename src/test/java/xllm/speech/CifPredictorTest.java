@@ -157,6 +157,40 @@ class CifPredictorTest {
     }
 
     @Test
+    void tieRowsAreAcceptedOnEitherSideOfTheTieOnly() throws IOException {
+        // the float32 comparison of FunASR's exact-scaling rows must pass whichever way rounding falls, and only then
+        JsonNode c = java.util.stream.StreamSupport.stream(CifFixture.load().get("predictor_v2").spliterator(), false)
+                .filter(candidate -> candidate.get("mode").asText().equals("train")).findFirst().orElseThrow();
+        long[] lengths = CifFixture.longs(c.get("lengths")), targets = CifFixture.longs(c.get("target_lengths"));
+        long longest = java.util.Arrays.stream(targets).max().getAsLong();
+        NDArray hidden = CifFixture.tensor(manager, c.get("hidden"), DataType.FLOAT32);
+        NDArray alphas = CifFixture.tensor(manager, c.get("alphas"), DataType.FLOAT32);
+        int frames = (int) alphas.getShape().get(1);
+        for (double nudge : new double[] {-1e-6, 1e-6}) {  // the last valid α moved so Σα ends just below L, just above
+            double[] lastFrame = new double[targets.length * frames];
+            for (int b = 0; b < targets.length; b++) lastFrame[b * frames + (int) lengths[b] - 1] = nudge;
+            NDArray nudged = alphas.add(manager.create(lastFrame, alphas.getShape()).toType(DataType.FLOAT32, false));
+            Cif.Result result = Cif.integrate(hidden, nudged, 1.0);
+            NDArray embeds = result.embeds();
+            if (embeds.getShape().get(1) < longest) {
+                embeds = ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(embeds, manager.zeros(new Shape(
+                        embeds.getShape().get(0), longest - embeds.getShape().get(1), embeds.getShape().get(2)))), 1);
+            }
+            CifPredictor.Output output = new CifPredictor.Output(embeds, alphas, result.fires(), result.fireCounts(),
+                    null, null);
+            for (int b = 0; b < targets.length; b++) {
+                assertEquals(nudge < 0 ? targets[b] - 1 : targets[b], output.tokenCounts()[b], "nudge " + nudge);
+                assertTieRow(c, output, b, targets[b], lengths[b], "nudge " + nudge + " row " + b);
+            }
+        }
+        // a wrong earlier token is still caught
+        Cif.Result result = Cif.integrate(hidden, alphas, 1.0);
+        NDArray wrong = result.embeds().add(manager.create(1e-3f));
+        CifPredictor.Output output = new CifPredictor.Output(wrong, alphas, result.fires(), result.fireCounts(), null, null);
+        assertThrows(org.opentest4j.AssertionFailedError.class, () -> assertTieRow(c, output, 0, targets[0], lengths[0], "wrong"));
+    }
+
+    @Test
     void unknownOrMissingWeightNamesAreErrors() {
         NDArray w = manager.zeros(new Shape(2, 2, 3));
         NDArray b = manager.zeros(new Shape(2));
