@@ -112,8 +112,11 @@ class LlamaModelTest {
         long[] a = prompt(5), b = prompt(17);
         Generator.Options greedy = Generator.Options.greedy(12);
         List<Generator.Completion> both = tiny.generator().generate(List.of(a, b), greedy, null);
-        assertArrayEquals(tiny.generator().generate(List.of(a), greedy, null).get(0).tokenIds(), both.get(0).tokenIds());
-        assertArrayEquals(tiny.generator().generate(List.of(b), greedy, null).get(0).tokenIds(), both.get(1).tokenIds());
+        // (padding changes the kernels' shapes, so a near-tie may go either way: GreedyReference, 2e-4 as the logits above)
+        GreedyReference.assertSameGreedy(tiny.model(), a, tiny.generator().generate(List.of(a), greedy, null).get(0).tokenIds(),
+                both.get(0).tokenIds(), 2e-4, "prompt of 5 in a batch");
+        GreedyReference.assertSameGreedy(tiny.model(), b, tiny.generator().generate(List.of(b), greedy, null).get(0).tokenIds(),
+                both.get(1).tokenIds(), 2e-4, "prompt of 17 in a batch");
     }
 
     @Test

@@ -56,7 +56,9 @@ class SpokenRepliesTest {
         Path manifest = dir.resolve("replies.jsonl");
         List<AsrSample> clips = AsrSample.readManifest(CLIPS);
         try (NDManager manager = NDManager.newBaseManager(); LanguageModel llm = LanguageModel.open(TINY_LLM, manager)) {
-            SpokenReplies.Summary summary = SpokenReplies.write(llm, CLIPS, manifest, true, 3, 2, 6);
+            // batch 1, so the replies below are regenerated with the same kernels: a batch of 2 pads the shorter prompt
+            // and may break a float32 near-tie the other way (batched = alone is LlamaModelTest's, with its tie rule)
+            SpokenReplies.Summary summary = SpokenReplies.write(llm, CLIPS, manifest, true, 3, 1, 6);
             assertEquals(4, summary.asrSamples());
             assertEquals(3, summary.distinctTexts());
             assertEquals(3, summary.replySamples() + summary.skipped());
