@@ -151,6 +151,12 @@ public final class ModelStore {
      */
     public Path pull(String nameOrRepoId, String revision, List<String> files, ProgressListener progress)
             throws IOException {
+        // a file where the cache belongs would otherwise fail deep inside a download, naming only the path
+        for (Path dir : List.of(home, modelsDir())) {
+            if (Files.exists(dir) && !Files.isDirectory(dir)) {
+                throw new IOException(dir + ": is a file, expected a directory (the model cache; XLLM_HOME moves it)");
+            }
+        }
         Carrier carrier = catalogue.get(nameOrRepoId);
         if (carrier != null) {
             if (revision != null || !files.isEmpty()) {

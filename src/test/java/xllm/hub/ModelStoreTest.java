@@ -76,6 +76,14 @@ class ModelStoreTest {
     }
 
     @Test
+    void aFileWhereTheCacheBelongsIsNamed() throws IOException {
+        Path file = Files.writeString(home.resolve("not-a-dir"), "x");
+        IOException e = assertThrows(IOException.class,
+                () -> new ModelStore(file).pull("smollm2-135m-instruct", ProgressListener.SILENT));
+        assertEquals(file + ": is a file, expected a directory (the model cache; XLLM_HOME moves it)", e.getMessage());
+    }
+
+    @Test
     void listAndRemoveRoundTrip() throws IOException {
         try (FakeHub hub = new FakeHub()) {
             hub.addFile("acme/one", "config.json", "{}".getBytes(), false);
