@@ -11,7 +11,8 @@ import java.util.List;
 /**
  * The conversation state of {@code ./xllm chat}: the message history, the slash commands ({@code /reset},
  * {@code /system TEXT}, {@code /help}, {@code /exit}) and one streamed model reply per user turn. Free of any
- * terminal code so tests drive it directly.
+ * terminal code so tests drive it directly. A turn that fails (a prompt over the context, an unreadable or too
+ * long media file) prints one {@code error:} line and leaves the history as it was; the conversation goes on.
  */
 final class ChatSession {
 

@@ -85,6 +85,9 @@ class MainTest {
                 run(false, null, "generate", "--prompt", "x", "--top-k", "-3"));
         assertEquals(new Run(1, "error: --repetition-penalty must be a finite number > 0, got 0.0\n"),
                 run(false, null, "chat", "--repetition-penalty", "0"));
+        Run negative = run(false, null, "generate", "--prompt", "x", "--max-tokens", "-1");
+        assertEquals(1, negative.exitCode());
+        assertTrue(negative.stderr().startsWith("error: --max-tokens: "), negative.stderr());
     }
 
     @Test
