@@ -117,7 +117,8 @@ final class ChatSession {
         } catch (java.io.IOException | RuntimeException e) {
             out.print((streamed ? "\n" : "") + "error: " + Main.describe(e));
         } catch (OutOfMemoryError e) {
-            out.print((streamed ? "\n" : "") + "error: out of memory in this turn (" + e.getMessage() + "); try a shorter input or a larger -Xmx");
+            out.print((streamed ? "\n" : "") + "error: out of memory in this turn (" + e.getMessage()
+                    + "); try a shorter input, or a larger heap: XLLM_JAVA_OPTS=-Xmx<size>");
         }
         out.println();
         out.flush();

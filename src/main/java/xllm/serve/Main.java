@@ -22,7 +22,7 @@ public final class Main implements Runnable {
             status = commandLine().execute(args);
         } catch (OutOfMemoryError e) { // picocli passes Errors through; the heap is free again once they unwind
             System.err.println("error: out of memory (" + e.getMessage() + "); the input is too large for this JVM's "
-                    + "heap, or raise it with JAVA_OPTS=-Xmx<size>");
+                    + "heap, or raise it with XLLM_JAVA_OPTS=-Xmx<size>");
             if (System.getenv("XLLM_DEBUG") != null) e.printStackTrace();
             status = 1;
         }
