@@ -87,24 +87,53 @@ public final class ModelStore {
         return catalogue;
     }
 
+    /** File name endings that make a bare name a path ({@code model.gguf}), as no store name has them. */
+    private static final List<String> MODEL_FILE_ENDINGS = List.of(".gguf", ".pth", ".pt", ".safetensors", ".bin", ".onnx");
+
     /**
-     * An existing local file or directory as given; otherwise the main path of a pulled model (a GGUF file, a
-     * .pth file, or a snapshot directory holding config.json and safetensors).
+     * The main path of a pulled model (a GGUF file, a .pth file, or a snapshot directory holding config.json and
+     * safetensors), or a local file or directory when {@code nameOrPath} is explicitly a path: it contains a
+     * {@code /} ({@code ./name}, {@code runs/x/final}, {@code /abs}) or ends with a model file ending
+     * ({@code .gguf}, ...). A bare name always means the cache, so a directory in the working directory named
+     * like a model never replaces it. A hub repo id (OWNER/NAME) that is in the cache means the cached model.
      *
-     * @throws IllegalArgumentException naming the cache and the pull command when the model is not there
+     * @throws IllegalArgumentException naming the cache and the pull command when the model is not there, and the
+     *                                  {@code ./name} spelling when a local file or directory of that name exists
      */
     public Path resolve(String nameOrPath) {
-        Path asPath = Path.of(nameOrPath);
-        if (Files.exists(asPath)) return asPath;
-        Optional<Path> dir = modelDir(nameOrPath);
-        if (dir.isPresent()) {
-            Manifest manifest = Manifest.read(dir.get());
-            if (manifest != null && manifest.intact(dir.get())) return mainPath(dir.get(), manifest);
-        }
+        return resolve(nameOrPath, Path.of(""));
+    }
+
+    /** {@link #resolve(String)} with relative paths taken against {@code workingDir}. */
+    Path resolve(String nameOrPath, Path workingDir) {
+        Path asPath = workingDir.resolve(nameOrPath);
+        Optional<Path> cached = cachedMainPath(nameOrPath);
+        boolean explicitPath = nameOrPath.contains("/") || nameOrPath.contains(java.io.File.separator)
+                || nameOrPath.equals(".") || nameOrPath.equals("..")
+                || MODEL_FILE_ENDINGS.stream().anyMatch(ending -> nameOrPath.toLowerCase(java.util.Locale.ROOT).endsWith(ending));
+        boolean repoId = REPO_ID.matcher(nameOrPath).matches() && !nameOrPath.contains("--") && !nameOrPath.contains("..");
+        if (cached.isPresent() && (!explicitPath || repoId)) return cached.get();
+        if (explicitPath && Files.exists(asPath)) return asPath;
         // a mistyped checkpoint path (runs/…/final) must say so, not only suggest a pull
-        String notAPath = nameOrPath.contains("/") ? ", nor a file or directory (" + asPath.toAbsolutePath() + ")" : "";
+        String notAPath = explicitPath ? ", nor a file or directory (" + asPath.toAbsolutePath() + ")" : "";
+        String hint;
+        if (!explicitPath && Files.exists(asPath)) {
+            hint = "; to use the local " + (Files.isDirectory(asPath) ? "directory" : "file") + " write ./" + nameOrPath;
+        } else if (catalogue.containsKey(nameOrPath) || repoId || !explicitPath) {
+            hint = "; fetch it with: ./xllm models pull " + nameOrPath;
+        } else {
+            hint = ""; // a path, not a name the store could pull
+        }
         throw new IllegalArgumentException("model '" + nameOrPath + "' is not in the cache (" + modelsDir() + ")"
-                + notAPath + "; fetch it with: ./xllm models pull " + nameOrPath);
+                + notAPath + hint);
+    }
+
+    /** The main path of {@code name} in the store when it is there and intact. */
+    private Optional<Path> cachedMainPath(String name) {
+        Optional<Path> dir = modelDir(name);
+        if (dir.isEmpty()) return Optional.empty();
+        Manifest manifest = Manifest.read(dir.get());
+        return manifest != null && manifest.intact(dir.get()) ? Optional.of(mainPath(dir.get(), manifest)) : Optional.empty();
     }
 
     /** {@link #pull(String, String, List, ProgressListener)} at revision main with the default file selection. */
@@ -122,6 +151,12 @@ public final class ModelStore {
      */
     public Path pull(String nameOrRepoId, String revision, List<String> files, ProgressListener progress)
             throws IOException {
+        // a file where the cache belongs would otherwise fail deep inside a download, naming only the path
+        for (Path dir : List.of(home, modelsDir())) {
+            if (Files.exists(dir) && !Files.isDirectory(dir)) {
+                throw new IOException(dir + ": is a file, expected a directory (the model cache; XLLM_HOME moves it)");
+            }
+        }
         Carrier carrier = catalogue.get(nameOrRepoId);
         if (carrier != null) {
             if (revision != null || !files.isEmpty()) {

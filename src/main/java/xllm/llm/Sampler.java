@@ -15,11 +15,17 @@ public final class Sampler {
             return new Options(0f, 0, 1f, 1f, 0L);
         }
 
+        /** Each message starts with the option's name as the CLI spells it (without "--"), so the CLI can prefix it. */
         public Options {
-            if (temperature < 0) throw new IllegalArgumentException("temperature must be ≥ 0, got " + temperature);
-            if (topP <= 0 || topP > 1) throw new IllegalArgumentException("top-p must be in (0, 1], got " + topP);
-            if (topK < 0) throw new IllegalArgumentException("top-k must be ≥ 0, got " + topK);
-            if (repetitionPenalty <= 0) throw new IllegalArgumentException("repetition penalty must be > 0");
+            // written so that NaN fails every check: a NaN or infinite score would make every token equally (un)likely
+            if (!(temperature >= 0 && temperature < Float.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("temperature must be a finite number >= 0, got " + temperature);
+            }
+            if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top-p must be in (0, 1], got " + topP);
+            if (topK < 0) throw new IllegalArgumentException("top-k must be >= 0 (0 = off), got " + topK);
+            if (!(repetitionPenalty > 0 && repetitionPenalty < Float.POSITIVE_INFINITY)) {
+                throw new IllegalArgumentException("repetition-penalty must be a finite number > 0, got " + repetitionPenalty);
+            }
         }
     }
 

@@ -40,8 +40,10 @@ public final class MediaChat implements AutoCloseable {
         this.spokenTurn = speech == null ? null : new SpokenTurn(llm);
     }
 
+    /** A training checkpoint dir; a Hugging Face model dir also holds model.safetensors + config.json, but no provenance. */
     public static boolean isCheckpoint(Path path) {
-        return Files.isDirectory(path) && Files.exists(path.resolve(Checkpoint.MODEL)) && Files.exists(path.resolve(Checkpoint.CONFIG));
+        return Files.isDirectory(path) && Files.exists(path.resolve(Checkpoint.MODEL)) && Files.exists(path.resolve(Checkpoint.CONFIG))
+                && Files.exists(path.resolve(Checkpoint.PROVENANCE));
     }
 
     public static MediaChat open(Path checkpointDir, NDManager manager) throws IOException {

@@ -65,6 +65,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
             splits(spec, train, eval, (split, count, excluded, progress) ->
                     SyntheticScenes.generate(out, count, seed, split, excluded, progress), SyntheticScenes.Summary::layouts,
                     Scenes::report);
@@ -113,6 +114,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
             splits(spec, train, eval, (split, count, excluded, progress) ->
                     SyntheticVideos.generate(out, count, seed, split, excluded, progress), SyntheticVideos.Summary::layouts,
                     Videos::report);
@@ -181,6 +183,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
             if (train < 0 || eval < 0 || mandarin < 0 || general < 0) throw new IllegalArgumentException("counts must be >= 0");
             if (train + mandarin == 0 && eval == 0 && general == 0 && questionsFrom == null) {
                 throw new IllegalArgumentException("nothing to do: --train, --eval, --mandarin, --general and "
@@ -252,6 +255,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
             PocketsphinxTestdata.Summary summary = PocketsphinxTestdata.build(data, out);
             PrintWriter printer = spec.commandLine().getOut();
             printer.printf(Locale.ROOT, "wrote %s: %d utterances, %.1f s of audio%n", summary.manifest(),
@@ -282,6 +286,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
             DebianPhotos.Summary summary = DebianPhotos.build(data, out);
             PrintWriter printer = spec.commandLine().getOut();
             printer.printf(Locale.ROOT, "wrote %s: %d samples about %d photos%n", summary.manifest(), summary.samples(),
@@ -330,6 +335,7 @@ public final class BootstrapCommand implements Runnable {
 
         @Override
         public Integer call() throws IOException {
+            OutputPaths.file("--out", out); // before the model is loaded
             try (ai.djl.ndarray.NDManager manager = ai.djl.ndarray.NDManager.newBaseManager();
                  xllm.llm.LanguageModel model = llm.open(manager)) {
                 xllm.model.SpokenReplies.Summary summary = xllm.model.SpokenReplies.write(model, data, out, asr,

@@ -55,6 +55,7 @@ public final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        xllm.llm.Generator.Options options = sampling.toOptions(); // bad flags fail before a model is loaded
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         java.nio.file.Path resolved = ModelStore.defaultStore().resolve(modelOption.model);
         boolean imageMode = xllm.model.MediaChat.isCheckpoint(resolved);
@@ -68,8 +69,8 @@ public final class ChatCommand implements Callable<Integer> {
             if (media != null) ((xllm.model.MediaChat) owned).requireModality(media.modality(), resolved);
             ChatSession session = imageMode
                     ? new ChatSession(null, (xllm.model.MediaChat) owned, media == null ? null : media.path(),
-                            sampling.toOptions(), out, system)
-                    : new ChatSession((LanguageModel) owned, sampling.toOptions(), out, system);
+                            options, out, system)
+                    : new ChatSession((LanguageModel) owned, options, out, system);
             String name = resolved.getFileName().toString();
             if (System.console() != null) {
                 try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {

@@ -11,7 +11,8 @@ import java.util.List;
 /**
  * The conversation state of {@code ./xllm chat}: the message history, the slash commands ({@code /reset},
  * {@code /system TEXT}, {@code /help}, {@code /exit}) and one streamed model reply per user turn. Free of any
- * terminal code so tests drive it directly.
+ * terminal code so tests drive it directly. A turn that fails (a prompt over the context, an unreadable or too
+ * long media file) prints one {@code error:} line and leaves the history as it was; the conversation goes on.
  */
 final class ChatSession {
 
@@ -34,6 +35,7 @@ final class ChatSession {
     private final PrintStream out;
     private final List<ChatTemplate.Message> history = new ArrayList<>();
     private String system;
+    private boolean streamed;                     // whether the current reply has printed any text yet
 
     ChatSession(LanguageModel model, Generator.Options options, PrintStream out, String system) {
         this(model, null, null, options, out, system);
@@ -58,33 +60,69 @@ final class ChatSession {
     boolean handle(String input) {
         String text = input.strip();
         if (text.isEmpty()) return true;
-        if (text.startsWith("/")) return command(text);
+        if (text.startsWith("/")) {
+            try {
+                return command(text);
+            } catch (RuntimeException e) { // e.g. a file name the file system cannot take
+                out.println("error: " + Main.describe(e));
+                return true;
+            }
+        }
         if (imageChat != null) {
             if (image == null) {
                 String kind = xllm.model.MediaChat.flag(imageChat.modality());
                 out.println("(no " + kind + " yet: /" + kind + " FILE)");
                 return true;
             }
-            try {
-                imageChat.answer(image, input, options, (row, delta) -> out.print(delta));
-            } catch (java.io.IOException e) {
-                out.print("error: " + e.getMessage());
-            }
-            out.println();
-            out.flush();
+            turn(() -> imageChat.answer(image, input, options, this::stream));
             return true;
         }
-        history.add(new ChatTemplate.Message("user", input));
+        ChatTemplate.Message user = new ChatTemplate.Message("user", input);
         List<ChatTemplate.Message> messages = new ArrayList<>();
         if (system != null) messages.add(new ChatTemplate.Message("system", system));
         messages.addAll(history);
-        long[] prompt = model.chatPrompt(messages);
-        Generator.Completion reply = model.generator()
-                .generate(List.of(prompt), options, (row, delta) -> out.print(delta)).get(0);
+        messages.add(user);
+        Generator.Completion reply = turn(() -> model.generator()
+                .generate(List.of(model.chatPrompt(messages)), options, this::stream).get(0));
+        if (reply != null) { // a failed turn leaves the history as it was, so the next turn starts from there
+            history.add(user);
+            history.add(new ChatTemplate.Message("assistant", reply.text().strip()));
+        }
+        return true;
+    }
+
+    /** The reply's listener: prints its text as it is generated. */
+    private void stream(int row, String delta) {
+        streamed = true;
+        out.print(delta);
+    }
+
+    /** One model reply; its text streams to {@code out} as it is generated. */
+    private interface Reply {
+        Generator.Completion generate() throws java.io.IOException;
+    }
+
+    /**
+     * Runs one reply and ends its line. Any failure of the turn (a prompt over the context, an unreadable or
+     * too-long media file, an engine error, the heap running out on a huge prompt) is printed as one
+     * {@code error:} line and returns null; the session goes on. Out-of-memory is caught too: it is thrown by the
+     * turn's own allocations, which are garbage once it unwinds. Other {@link Error}s mean the JVM itself is broken
+     * and end the session.
+     */
+    private Generator.Completion turn(Reply reply) {
+        Generator.Completion completion = null;
+        streamed = false;
+        try {
+            completion = reply.generate();
+        } catch (java.io.IOException | RuntimeException e) {
+            out.print((streamed ? "\n" : "") + "error: " + Main.describe(e));
+        } catch (OutOfMemoryError e) {
+            out.print((streamed ? "\n" : "") + "error: out of memory in this turn (" + e.getMessage()
+                    + "); try a shorter input, or a larger heap: XLLM_JAVA_OPTS=-Xmx<size>");
+        }
         out.println();
         out.flush();
-        history.add(new ChatTemplate.Message("assistant", reply.text().strip()));
-        return true;
+        return completion;
     }
 
     private boolean command(String text) {
@@ -108,13 +146,7 @@ final class ChatSession {
                     out.println("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)");
                     return true;
                 }
-                try {
-                    imageChat.answer(image, "", options, (row, delta) -> out.print(delta));
-                } catch (java.io.IOException e) {
-                    out.print("error: " + e.getMessage());
-                }
-                out.println();
-                out.flush();
+                turn(() -> imageChat.answer(image, "", options, this::stream));
             }
             case "/image", "/video", "/audio" -> {
                 String kind = parts[0].substring(1);

@@ -52,6 +52,7 @@ public final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Generator.Options options = sampling.toOptions(); // bad flags fail before a model is loaded
         if (prompt == null && audio == null) throw new IllegalArgumentException("--prompt is required (it may be left out only with --audio)");
         String text = prompt == null ? "" : prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
@@ -65,7 +66,7 @@ public final class GenerateCommand implements Callable<Integer> {
             try (NDManager manager = NDManager.newBaseManager();
                  xllm.model.MediaChat chat = xllm.model.MediaChat.open(checkpoint, frames, manager)) {
                 chat.requireModality(media.modality(), checkpoint);
-                chat.answer(media.path(), text, sampling.toOptions(), (row, delta) -> out.print(delta));
+                chat.answer(media.path(), text, options, (row, delta) -> out.print(delta));
                 out.println();
             }
             return 0;
@@ -83,7 +84,7 @@ public final class GenerateCommand implements Callable<Integer> {
             }
             long start = System.nanoTime();
             Generator.Completion completion = lm.generator()
-                    .generate(List.of(ids), sampling.toOptions(), (row, delta) -> out.print(delta)).get(0);
+                    .generate(List.of(ids), options, (row, delta) -> out.print(delta)).get(0);
             out.println();
             double seconds = (System.nanoTime() - start) / 1e9;
             System.err.printf("%d prompt + %d generated tokens in %.2f s (%s)%n", ids.length,

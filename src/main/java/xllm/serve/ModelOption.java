@@ -8,14 +8,15 @@ import xllm.llm.LanguageModel;
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** The {@code --model} flag: a model name from the cache ({@code ./xllm models list}) or a path. */
+/** The {@code --model} flag: a model name from the cache ({@code ./xllm models list}) or an explicit path. */
 final class ModelOption {
 
     static final String DEFAULT_MODEL = "smollm2-135m-instruct";
 
     @Option(names = {"-m", "--model"}, defaultValue = DEFAULT_MODEL,
-            description = "Model name in the cache (see `./xllm models list`), a GGUF file or a Hugging Face directory "
-                    + "(default ${DEFAULT-VALUE}).")
+            description = "Model name in the cache (see `./xllm models list`), or a path to a GGUF file, a Hugging Face "
+                    + "directory or a training checkpoint. A bare name is always looked up in the cache; write a path "
+                    + "with a '/' (./name, runs/x/final) (default ${DEFAULT-VALUE}).")
     String model;
 
     LanguageModel open(NDManager manager) throws IOException {

@@ -125,7 +125,7 @@ public final class ModelsCommand implements Runnable {
     }
 
     private static int fail(PrintWriter err, Exception e) {
-        err.println("error: " + e.getMessage());
+        err.println("error: " + Main.describe(e)); // java.nio errors carry only the path: describe adds the reason
         err.flush();
         return 1;
     }

@@ -33,7 +33,18 @@ final class SamplingOptions {
     @Option(names = "--stop", description = "Stop when this string appears (repeatable); it is not printed.")
     List<String> stop = new ArrayList<>();
 
+    /** @throws IllegalArgumentException naming the flag ("--top-p must be in (0, 1], got NaN") */
     Generator.Options toOptions() {
-        return new Generator.Options(maxTokens, new Sampler.Options(temperature, topK, topP, repetitionPenalty, seed), stop);
+        Sampler.Options sampler;
+        try {
+            sampler = new Sampler.Options(temperature, topK, topP, repetitionPenalty, seed);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--" + e.getMessage(), e); // Sampler's messages start with the flag's name
+        }
+        try {
+            return new Generator.Options(maxTokens, sampler, stop);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--max-tokens: " + e.getMessage(), e);
+        }
     }
 }

@@ -34,6 +34,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         StageConfig config = StageConfig.load(recipe, overrides);
+        config.prepareOutput(); // before assembly: an unwritable run dir fails in a second, not after the run
         try (NDManager manager = NDManager.newBaseManager();
              TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
             new StageRunner(config, System.err).run(task, resume);

@@ -413,7 +413,16 @@ public record StageConfig(
                 problems.add("schedule.finalLr", "is " + hold.finalLr + ", above schedule.peakLr " + hold.peakLr);
             }
         }
+        // a warm-up as long as the run never reaches the schedule's peak (with epochs the run's length is known only
+        // once the data is read: StageRunner checks it there)
+        int warmupSteps = schedule instanceof WarmupCosine cosine ? cosine.warmupSteps
+                : schedule instanceof WarmupHoldDecay hold ? hold.warmupSteps : 0;
+        if (steps != null && steps >= 1 && warmupSteps >= steps) {
+            problems.add("schedule.warmupSteps", "is " + warmupSteps + ", not below steps " + steps
+                    + " (the warm-up would never finish)");
+        }
         if (!checkFiles) return;
+        checkOutput(problems);
         requireFile(problems, "data.train", data.train);
         if (data.eval != null) requireFile(problems, "data.eval", data.eval);
         for (int i = 0; i < initFrom.size(); i++) {
@@ -424,6 +433,58 @@ public record StageConfig(
                 problems.add(key, dir + " has no model.safetensors (not a checkpoint dir)");
             }
         }
+    }
+
+    /**
+     * The run dir and its checkpoints/ dir must be directories (or not exist yet) below a directory: found here, a
+     * file in their place fails the recipe at load, not at the first checkpoint after the run's compute.
+     */
+    private void checkOutput(Problems problems) {
+        if (output == null) return;
+        Path run = output.toAbsolutePath().normalize();
+        Path checkpoints = run.resolve(CheckpointStore.CHECKPOINTS);
+        if (Files.exists(run) && !Files.isDirectory(run)) {
+            problems.add("output", output + ": is a file, expected a directory");
+        } else if (Files.exists(checkpoints) && !Files.isDirectory(checkpoints)) {
+            problems.add("output", checkpoints + ": is a file, expected a directory (the run's checkpoints)");
+        } else {
+            for (Path ancestor = run.getParent(); ancestor != null; ancestor = ancestor.getParent()) {
+                if (!Files.exists(ancestor)) continue;
+                if (!Files.isDirectory(ancestor)) problems.add("output", ancestor + ": is a file, expected a directory");
+                break;
+            }
+        }
+    }
+
+    /**
+     * Creates the run dir and its checkpoints/ dir and writes (then deletes) a probe file in each, so that an
+     * unwritable output fails before the model is assembled and trained, not when the first checkpoint is saved.
+     *
+     * @throws IllegalArgumentException naming the recipe, the {@code output} key and the directory
+     */
+    public void prepareOutput() {
+        Path run = output.toAbsolutePath().normalize();
+        for (Path dir : List.of(run, run.resolve(CheckpointStore.CHECKPOINTS))) {
+            try {
+                Files.createDirectories(dir);
+                Files.delete(Files.createTempFile(dir, ".write-probe-", ""));
+            } catch (IOException | UnsupportedOperationException | SecurityException e) {
+                throw new IllegalArgumentException(recipe + ": output: cannot create or write " + dir + " ("
+                        + reason(e) + ")", e);
+            }
+        }
+    }
+
+    private static String reason(Exception e) {
+        if (e instanceof java.nio.file.FileSystemException fs) {
+            String why = fs.getReason() != null ? fs.getReason()
+                    : e instanceof NoSuchFileException ? "no such file or directory"
+                    : e instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                    : e instanceof java.nio.file.FileAlreadyExistsException ? "a file is in the way"
+                    : e.getClass().getSimpleName();
+            return fs.getFile() == null ? why : fs.getFile() + ": " + why;
+        }
+        return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
     }
 
     private static void requireFile(Problems problems, String key, Path file) {

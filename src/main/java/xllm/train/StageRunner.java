@@ -61,6 +61,7 @@ public final class StageRunner {
             throw new IllegalArgumentException(config.recipe() + ": precision: bf16 is not supported by the CPU engine "
                     + "(DJL 0.36 aborts creating BF16 arrays); use fp32");
         }
+        config.prepareOutput(); // an unwritable run dir fails now, not at the first checkpoint
         // step 1: freeze everything, unfreeze what the globs select
         Map<String, TrainableParameter> byName = new LinkedHashMap<>();
         for (TrainableParameter p : task.parameters()) byName.put(p.name(), p);
@@ -83,6 +84,7 @@ public final class StageRunner {
         long microPerEpoch = Math.max(1, samples.size() / batchSize); // a last partial batch is dropped, as drop_last
         long totalSteps = config.steps() != null ? config.steps()
                 : Math.max(1, config.epochs() * microPerEpoch / accumulation);
+        requireWarmupWithin(totalSteps, microPerEpoch);
         LrSchedule schedule = schedule(totalSteps);
         Path runDir = config.output();
         Files.createDirectories(runDir);
@@ -310,6 +312,19 @@ public final class StageRunner {
         for (String name : required) {
             if (!seen.contains(name)) throw new IOException(source + ": checkpoint lacks trainable parameter '" + name + "'");
         }
+    }
+
+    /** With epochs the run's length is known only now; StageConfig checks a recipe that gives steps at load. */
+    private void requireWarmupWithin(long totalSteps, long microPerEpoch) {
+        long warmupSteps = config.schedule() instanceof StageConfig.WarmupCosine c ? c.warmupSteps()
+                : config.schedule() instanceof StageConfig.WarmupHoldDecay d ? d.warmupSteps() : 0;
+        if (warmupSteps < totalSteps) return;
+        String length = config.steps() != null ? "steps " + totalSteps
+                : "the run's " + totalSteps + " optimiser steps (epochs " + config.epochs() + " x " + microPerEpoch
+                        + " micro-batches of " + config.batchSize() + " samples / gradientAccumulation "
+                        + config.gradientAccumulation() + ")";
+        throw new IllegalArgumentException(config.recipe() + ": schedule.warmupSteps: is " + warmupSteps + ", not below "
+                + length + "; the warm-up would never finish");
     }
 
     private LrSchedule schedule(long totalSteps) {

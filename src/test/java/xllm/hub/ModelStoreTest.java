@@ -48,6 +48,41 @@ class ModelStoreTest {
         assertEquals(home, new ModelStore(home).resolve(home.toString()));
     }
 
+    /** A directory in the working directory named like a model never replaces the cached model. */
+    @Test
+    void bareNamesResolveToTheCacheAndPathsOnlyWhenExplicit(@TempDir Path work) throws IOException {
+        ModelStore store = new ModelStore(home);
+        Path cached = home.resolve("models/smollm2-135m-instruct");
+        Files.createDirectories(cached);
+        Files.writeString(cached.resolve("config.json"), "{}");
+        new Manifest("smollm2-135m-instruct", "pypi:x", null, null, "", List.of(),
+                List.of(new Manifest.FileRecord("config.json", 2, Transfer.sha256(cached.resolve("config.json")))),
+                "2026-01-01T00:00:00Z").write(cached);
+        Path local = Files.createDirectories(work.resolve("smollm2-135m-instruct"));
+        Files.createDirectories(work.resolve("my-run"));
+        Files.writeString(work.resolve("local.gguf"), "GGUF");
+
+        assertEquals(cached, store.resolve("smollm2-135m-instruct", work), "the bare name is the cached model");
+        assertEquals(work.resolve("./smollm2-135m-instruct"), store.resolve("./smollm2-135m-instruct", work),
+                "./name is the local directory");
+        assertEquals(local, store.resolve(local.toString(), work), "so is an absolute path");
+        assertEquals(work.resolve("local.gguf"), store.resolve("local.gguf", work), "a file name with a model extension");
+        IllegalArgumentException bare = assertThrows(IllegalArgumentException.class, () -> store.resolve("my-run", work));
+        assertEquals("model 'my-run' is not in the cache (" + home.resolve("models") + "); to use the local directory "
+                + "write ./my-run", bare.getMessage());
+        IllegalArgumentException gguf = assertThrows(IllegalArgumentException.class, () -> store.resolve("other.gguf", work));
+        assertEquals("model 'other.gguf' is not in the cache (" + home.resolve("models") + "), nor a file or directory ("
+                + work.resolve("other.gguf").toAbsolutePath() + ")", gguf.getMessage());
+    }
+
+    @Test
+    void aFileWhereTheCacheBelongsIsNamed() throws IOException {
+        Path file = Files.writeString(home.resolve("not-a-dir"), "x");
+        IOException e = assertThrows(IOException.class,
+                () -> new ModelStore(file).pull("smollm2-135m-instruct", ProgressListener.SILENT));
+        assertEquals(file + ": is a file, expected a directory (the model cache; XLLM_HOME moves it)", e.getMessage());
+    }
+
     @Test
     void listAndRemoveRoundTrip() throws IOException {
         try (FakeHub hub = new FakeHub()) {

@@ -69,4 +69,22 @@ class SamplerTest {
         assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, 0, 0f, 1f, 0));
         assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, -2, 1f, 1f, 0));
     }
+
+    @Test
+    void nonFiniteAndOutOfRangeOptionsNameTheOptionAndTheRange() {
+        assertEquals("temperature must be a finite number >= 0, got NaN",
+                assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(Float.NaN, 0, 1f, 1f, 0)).getMessage());
+        assertEquals("temperature must be a finite number >= 0, got Infinity", assertThrows(IllegalArgumentException.class,
+                () -> new Sampler.Options(Float.POSITIVE_INFINITY, 0, 1f, 1f, 0)).getMessage());
+        assertEquals("top-p must be in (0, 1], got NaN",
+                assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, 0, Float.NaN, 1f, 0)).getMessage());
+        assertEquals("top-p must be in (0, 1], got 1.5",
+                assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, 0, 1.5f, 1f, 0)).getMessage());
+        assertEquals("top-k must be >= 0 (0 = off), got -1",
+                assertThrows(IllegalArgumentException.class, () -> new Sampler.Options(1f, -1, 1f, 1f, 0)).getMessage());
+        for (float penalty : new float[] {0f, -1f, Float.NaN, Float.POSITIVE_INFINITY}) {
+            assertEquals("repetition-penalty must be a finite number > 0, got " + penalty, assertThrows(
+                    IllegalArgumentException.class, () -> new Sampler.Options(1f, 0, 1f, penalty, 0)).getMessage());
+        }
+    }
 }

@@ -34,7 +34,7 @@ class StageAssemblyBertInitTest {
                 model: {llm: smollm2-135m-instruct, interfaces: [image], size: demo, visionEncoder: efficientnet-lite0%s}
                 trainable: ["imageInterface.qformer.**", "imageInterface.adapter.**"]
                 data: {train: train.jsonl}
-                schedule: {type: warmup-cosine, initLr: 1.0e-4, minLr: 1.0e-5, warmupStartLr: 1.0e-6, warmupSteps: 1}
+                schedule: {type: warmup-cosine, initLr: 1.0e-4, minLr: 1.0e-5, warmupStartLr: 1.0e-6, warmupSteps: 0}
                 batchSize: 2
                 steps: 1
                 output: %s

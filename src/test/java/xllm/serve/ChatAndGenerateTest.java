@@ -46,7 +46,8 @@ class ChatAndGenerateTest {
         assertEquals(0, trained.exitCode(), trained.stderr());
         String checkpoint = run.resolve("checkpoints/step-000012").toString();
         String script = String.join("\n", "What colour is this picture?", "/image no-such.png",
-                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/ask", "/exit", "");
+                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/ask",
+                "colour ".repeat(400), "What colour is this picture?", "/exit", "");
         CliProcess chat = CliProcess.run(script, "chat", "--model", checkpoint, "--temperature", "0", "--max-tokens", "4");
         assertEquals(0, chat.exitCode(), chat.stderr());
         List<String> lines = chat.stdout().lines().toList();
@@ -54,7 +55,10 @@ class ChatAndGenerateTest {
         assertTrue(lines.get(1).startsWith("(no such image file"), lines.get(1));
         assertEquals("(image: data/tiny-overfit/red.png)", lines.get(2));
         assertEquals("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)", lines.get(4));
-        assertEquals(5, lines.size(), "one answer line after the image is set: " + lines);
+        assertTrue(lines.get(5).startsWith("error: prompt of ") && lines.get(5).contains("exceeds the model's context"),
+                "a question over the context fails alone: " + lines.get(5));
+        assertEquals(lines.get(3), lines.get(6), "the next question is answered as before");
+        assertEquals(7, lines.size(), "one answer line after the image is set: " + lines);
 
         CliProcess generate = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png",
                 "--prompt", "What colour is this picture?", "--temperature", "0", "--max-tokens", "4");
@@ -67,6 +71,26 @@ class ChatAndGenerateTest {
         assertNotEquals(0, noPrompt.exitCode());
         assertTrue(noPrompt.stderr().contains("--prompt is required (it may be left out only with --audio)"), noPrompt.stderr());
     }
+
+    /** Bad turns (over the context, missing media file, unknown command) each print one line; the REPL goes on. */
+    @Test
+    void chatSurvivesBadTurnsAndAnswersTheNextGoodOne() throws Exception {
+        String overLong = "word ".repeat(400); // the tiny Llama's context is 256 positions
+        String script = String.join("\n", "hello", overLong, "/image no-such.png", "/audio no-such.wav", "/bogus",
+                "hello again", "/exit", "");
+        CliProcess chat = CliProcess.run(script, "chat", "--model", TINY_LLAMA, "--temperature", "0", "--max-tokens", "4");
+        assertEquals(0, chat.exitCode(), chat.stderr());
+        List<String> lines = chat.stdout().lines().toList();
+        assertEquals(6, lines.size(), "one line per turn: " + lines);
+        assertTrue(lines.get(1).startsWith("error: prompt of ") && lines.get(1).contains("exceeds the model's context of 256"),
+                lines.get(1));
+        assertTrue(lines.get(2).startsWith("(this model has no image interface"), lines.get(2));
+        assertTrue(lines.get(3).startsWith("(this model has no audio interface"), lines.get(3));
+        assertEquals("unknown command /bogus — /help lists them", lines.get(4));
+        assertFalse(lines.get(5).startsWith("error"), "the good turn after the bad ones is answered: " + lines.get(5));
+    }
+
+    static final String TINY_LLAMA = "src/test/resources/fixtures/llm/tiny-llama";
 
     @Test
     void unknownModelFailsWithThePullCommand() throws Exception {

@@ -32,7 +32,7 @@ class AsrTaskTest {
 
     @Test
     void stageRunnerTrainsAndTheCheckpointLoadsForTranscription(@TempDir Path run) throws Exception {
-        StageConfig config = StageConfig.load(RECIPE, List.of("output=" + run, "steps=4"));
+        StageConfig config = StageConfig.load(RECIPE, List.of("output=" + run, "steps=4", "schedule.warmupSteps=2"));
         Map<String, float[]> trained = new java.util.LinkedHashMap<>();
         try (NDManager manager = NDManager.newBaseManager();
              TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {

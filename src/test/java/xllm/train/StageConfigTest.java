@@ -303,11 +303,11 @@ class StageConfigTest {
 
     @Test
     void overridesAreTypedByTheTargetField() throws IOException {
-        StageConfig config = StageConfig.load(recipe(BASE), List.of("schedule.initLr=3e-4", "steps=100",
+        StageConfig config = StageConfig.load(recipe(BASE), List.of("schedule.initLr=3e-4", "steps=300",
                 "trainable=[a.*, b.**]", "model.llm=123", "featureCache=true", "precision=bf16", "seed=7",
                 "data.eval=train.jsonl", "initRename={\"imageInterface.\": \"videoInterface.\"}", "batchSize = 2"));
         assertEquals(3e-4, ((WarmupCosine) config.schedule()).initLr());
-        assertEquals(100, config.steps());
+        assertEquals(300, config.steps());
         assertEquals(List.of("a.*", "b.**"), config.trainable());
         assertEquals("123", config.model().llm());
         assertTrue(config.featureCache());
@@ -384,6 +384,41 @@ class StageConfigTest {
     }
 
     // --- help text -----------------------------------------------------------------------------------------------
+
+    @Test
+    void warmupAtLeastAsLongAsTheRunIsRefusedForEverySchedule() throws IOException {
+        assertContains(error(BASE, "steps=200"), ": schedule.warmupSteps: is 200, not below steps 200 (the warm-up "
+                + "would never finish)");
+        assertContains(error(BASE, "steps=150"), ": schedule.warmupSteps: is 200, not below steps 150");
+        assertContains(error(BASE, "schedule={type: warmup-hold-decay, warmupSteps: 3000, holdSteps: 1, decaySteps: 1, "
+                + "finalLr: 1e-6}"), ": schedule.warmupSteps: is 3000, not below steps 2000");
+        StageConfig.load(recipe(BASE), List.of("steps=201")); // one step after the warm-up is enough
+    }
+
+    @Test
+    void anOutputThatIsAFileOrHasAFileForItsCheckpointsIsRefused() throws IOException {
+        Path file = Files.writeString(dir.resolve("somefile"), "x");
+        assertContains(error(BASE, "output=" + file), ": output: " + file + ": is a file, expected a directory");
+        Path run = Files.createDirectories(dir.resolve("run"));
+        Files.writeString(run.resolve("checkpoints"), "x");
+        assertContains(error(BASE, "output=" + run), ": output: " + run.resolve("checkpoints")
+                + ": is a file, expected a directory (the run's checkpoints)");
+        assertContains(error(BASE, "output=" + file.resolve("run")), ": output: " + file + ": is a file, expected a directory");
+    }
+
+    @Test
+    void prepareOutputCreatesTheRunDirOrNamesWhyItCannot() throws IOException {
+        StageConfig config = StageConfig.load(recipe(BASE), List.of("output=" + dir.resolve("runs/new")));
+        config.prepareOutput();
+        assertTrue(Files.isDirectory(dir.resolve("runs/new/checkpoints")));
+        try (var left = Files.list(dir.resolve("runs/new/checkpoints"))) {
+            assertEquals(0, left.count(), "the probe file is removed");
+        }
+        StageConfig unwritable = StageConfig.load(recipe(BASE), List.of("output=/proc/xllm-no-such/run"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, unwritable::prepareOutput);
+        assertContains(e.getMessage(), ": output: cannot create or write /proc/xllm-no-such/run");
+        assertTrue(e.getMessage().startsWith(dir.resolve("recipe.yaml") + ": "), e.getMessage());
+    }
 
     @Test
     void describeFieldsListsEveryKey() {

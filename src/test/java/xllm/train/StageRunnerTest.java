@@ -158,7 +158,7 @@ class StageRunnerTest {
             for (Path f : files.toList()) Files.copy(f, data.resolve(f.getFileName()));
         }
         Path run = root.resolve("run");
-        StageConfig config = recipe(run, "steps=1", "featureCache=true", "data.train=" + data.resolve("train.jsonl"));
+        StageConfig config = recipe(run, "steps=1", "schedule.warmupSteps=0", "featureCache=true", "data.train=" + data.resolve("train.jsonl"));
         try (NDManager manager = NDManager.newBaseManager()) {
             try (TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
                 assertEquals(0, ((ImageInstructionTask) task).fillCache(manager), "filled while assembling");
@@ -197,6 +197,23 @@ class StageRunnerTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> train(config, false));
         assertTrue(e.getMessage().contains("imageInterface.qformer.**"), e.getMessage());
         assertFalse(Files.exists(MetricsLog.in(run)), "nothing ran");
+    }
+
+    @Test
+    void warmupLongerThanTheEpochsRunFailsBeforeTrainingNamingTheField(@TempDir Path run) {
+        StageConfig config = recipe(run, "epochs=2"); // 4 samples / batch 4 = 1 step per epoch; warmupSteps 10
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> train(config, false));
+        assertEquals(RECIPE + ": schedule.warmupSteps: is 10, not below the run's 2 optimiser steps (epochs 2 x 1 "
+                + "micro-batches of 4 samples / gradientAccumulation 1); the warm-up would never finish", e.getMessage());
+        assertFalse(Files.exists(MetricsLog.in(run)), "nothing ran");
+    }
+
+    @Test
+    void anUnwritableOutputFailsBeforeTraining() {
+        StageConfig config = recipe(Path.of("/proc/xllm-no-such/run"), "steps=12");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> train(config, false));
+        assertTrue(e.getMessage().startsWith(RECIPE + ": output: cannot create or write /proc/xllm-no-such/run"),
+                e.getMessage());
     }
 
     /** Reads the newest checkpoint of a run directory. */
