@@ -237,6 +237,62 @@ class TorchCheckpointTest {
     }
 
     @Test
+    void rejectsDeflatedEntryDeclaringTwoGigabytesBeforeAllocatingIt() throws Exception {
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", 2, 0, new int[] {2}, new int[] {1}).setItem().stop().toByteArray();
+        Map<String, byte[]> entries = new LinkedHashMap<>();
+        entries.put("archive/data.pkl", pickle);
+        entries.put("archive/data/0", floats(1, 2));
+        Path file = PickleBytes.writeZip(temp.resolve("bomb.pth"), entries, ZipEntry.DEFLATED);
+        // The central directory now claims that data.pkl inflates to 2 GiB - 16 bytes.
+        byte[] zip = Files.readAllBytes(file);
+        ByteBuffer view = ByteBuffer.wrap(zip).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int patched = 0;
+        for (int at = 0; at + 46 < zip.length; at++) {
+            if (view.getInt(at) == 0x02014b50 && new String(zip, at + 46, view.getShort(at + 28),
+                    StandardCharsets.UTF_8).equals("archive/data.pkl")) {
+                view.putInt(at + 24, 0x7ffffff0);
+                patched++;
+            }
+        }
+        assertEquals(1, patched);
+        Files.write(file, zip);
+        long before = usedHeap();
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(usedHeap() - before < 256L << 20, "no gigabyte buffer was allocated");
+        assertTrue(error.getMessage().startsWith(file + " (entry archive/data.pkl)"), error.getMessage());
+        assertTrue(error.getMessage().contains("2147483632") && error.getMessage().contains("at most"),
+                error.getMessage());
+    }
+
+    private static long usedHeap() {
+        Runtime runtime = Runtime.getRuntime();
+        return runtime.totalMemory() - runtime.freeMemory();
+    }
+
+    @Test
+    void rejectsStorageWhoseByteCountOverflows() throws Exception {
+        // 2^62 float32 elements are 2^64 bytes, which wraps to 0 and would "match" an empty entry.
+        long numel = 1L << 62;
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", numel, 0, new long[] {numel}, new long[] {1}).setItem().stop().toByteArray();
+        Path file = PickleBytes.torchZip(temp.resolve("wrap.pth"), pickle, Map.of("0", new byte[0]));
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(error.getMessage().startsWith(file.toString()), error.getMessage());
+        assertTrue(error.getMessage().contains("archive/data/0") && error.getMessage().contains("overflows"),
+                error.getMessage());
+
+        // A broadcast view (stride 0) of one element with 2^61 elements: 2^63 bytes, which wraps negative.
+        byte[] broadcast = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", 1, 0, new long[] {1L << 61}, new long[] {0}).setItem().stop().toByteArray();
+        Path broadcastFile = PickleBytes.torchZip(temp.resolve("broadcast.pth"), broadcast, Map.of("0", floats(1)));
+        error = assertThrows(IOException.class, () -> TorchCheckpoint.read(broadcastFile));
+        assertTrue(error.getMessage().startsWith(broadcastFile.toString()), error.getMessage());
+        assertTrue(error.getMessage().contains("tensor 'w'") && error.getMessage().contains("exceeds 2 GiB"),
+                error.getMessage());
+    }
+
+    @Test
     void rejectsViewReachingPastItsStorage() throws Exception {
         // shape (2, 3) with stride (3, 1) needs 6 elements; the storage declares and holds 4.
         byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
