@@ -28,6 +28,9 @@ public final class LlamaLoader {
     /** Tensors a checkpoint may carry that the model recomputes itself. */
     private static final Set<String> IGNORABLE_SUFFIXES = Set.of("rotary_emb.inv_freq", "rope_freqs.weight");
 
+    /** Tensors of one decoder layer without biases: q, k, v, o, two norms, gate, up, down. */
+    private static final int TENSORS_PER_LAYER = 9;
+
     private LlamaLoader() {}
 
     /** Where each logical tensor lives in a checkpoint's naming scheme. */
@@ -177,6 +180,13 @@ public final class LlamaLoader {
         int d = c.hiddenSize(), hd = c.headDim(), h = c.numHeads(), kv = c.numKeyValueHeads(), f = c.intermediateSize();
         Set<String> expected = new TreeSet<>();
         Set<String> present = source.names();
+        // Every layer has at least 9 tensors: a layer count the checkpoint cannot hold is refused before the layer
+        // table is allocated (a hostile block_count of 2^31-1 would otherwise ask for gigabytes).
+        if ((long) c.numLayers() * TENSORS_PER_LAYER > present.size()) {
+            throw new IOException(source.path() + ": the config has " + c.numLayers() + " layers, which need at least "
+                    + (long) c.numLayers() * TENSORS_PER_LAYER + " tensors, but the checkpoint has " + present.size()
+                    + " tensors");
+        }
         NDManager manager = parent.newSubManager();
         NDManager[] scratchHolder = {manager.newSubManager()};
         try {

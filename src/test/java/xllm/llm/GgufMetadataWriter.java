@@ -17,15 +17,35 @@ final class GgufMetadataWriter {
 
     private GgufMetadataWriter() {}
 
+    /** An F32 tensor, shape row-major (written as ggml's {@code ne}, innermost first). */
+    record Tensor(String name, long[] shape, float[] values) {}
+
     static Path write(Path file, Map<String, Object> metadata) throws IOException {
+        return write(file, metadata, List.of());
+    }
+
+    static Path write(Path file, Map<String, Object> metadata, List<Tensor> tensors) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         int32(out, 0x46554747); // "GGUF"
         int32(out, 3);
-        int64(out, 0); // tensors
+        int64(out, tensors.size());
         int64(out, metadata.size());
         for (Map.Entry<String, Object> entry : metadata.entrySet()) {
             string(out, entry.getKey());
             value(out, entry.getValue(), true);
+        }
+        long offset = 0;
+        for (Tensor tensor : tensors) {
+            string(out, tensor.name());
+            int32(out, tensor.shape().length);
+            for (int d = tensor.shape().length - 1; d >= 0; d--) int64(out, tensor.shape()[d]);
+            int32(out, 0); // F32
+            int64(out, offset);
+            offset += (tensor.values().length * 4L + 31) / 32 * 32;
+        }
+        for (Tensor tensor : tensors) {
+            while (out.size() % 32 != 0) out.write(0);
+            for (float value : tensor.values()) int32(out, Float.floatToIntBits(value));
         }
         while (out.size() % 32 != 0) out.write(0);
         return Files.write(file, out.toByteArray());

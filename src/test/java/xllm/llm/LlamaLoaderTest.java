@@ -1,5 +1,6 @@
 package xllm.llm;
 
+import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import xllm.tensor.gguf.GgufFile;
@@ -74,6 +75,24 @@ class LlamaLoaderTest {
             IOException e = assertThrows(IOException.class, () -> config(metadata), String.valueOf(eos));
             assertTrue(e.getMessage().contains("model.gguf") && e.getMessage().contains("tokenizer.ggml.eos_token_id")
                     && e.getMessage().contains("49152"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aLayerCountBeyondTheCheckpointsTensorsIsRefusedBeforeAllocating() throws IOException {
+        Map<String, Object> metadata = smolLm2();
+        metadata.put("llama.embedding_length", 8L);
+        metadata.put("llama.attention.head_count", 2L);
+        metadata.put("llama.attention.head_count_kv", 2L);
+        metadata.put("llama.vocab_size", 4L);
+        metadata.put("tokenizer.ggml.eos_token_id", 2);
+        metadata.put("llama.block_count", (long) Integer.MAX_VALUE); // was: OutOfMemoryError for the layer table
+        Path file = GgufMetadataWriter.write(dir.resolve("layers.gguf"), metadata,
+                List.of(new GgufMetadataWriter.Tensor("token_embd.weight", new long[] {4, 8}, new float[32])));
+        try (NDManager manager = NDManager.newBaseManager()) {
+            IOException e = assertThrows(IOException.class, () -> LlamaLoader.load(file, manager));
+            assertTrue(e.getMessage().contains("layers.gguf") && e.getMessage().contains(Integer.MAX_VALUE + " layers")
+                    && e.getMessage().contains("1 tensors"), e.getMessage());
         }
     }
 }
