@@ -126,6 +126,15 @@ final class ZipDirectory {
                 }
                 extra += 4 + length;
             }
+            // zip64 fields are unsigned 64-bit: beyond 2^63-1 they read negative here, and no part of an entry
+            // can lie outside the file.
+            if (size < 0 || compressedSize < 0 || compressedSize > fileSize || localHeaderOffset < 0
+                    || localHeaderOffset >= fileSize) {
+                throw new IOException(source + " (entry " + name + "): declares size " + Long.toUnsignedString(size)
+                        + ", compressed size " + Long.toUnsignedString(compressedSize) + " at offset "
+                        + Long.toUnsignedString(localHeaderOffset) + ", which the file of " + fileSize
+                        + " bytes cannot hold");
+            }
             entries.put(name, new Entry(name, flags, method, compressedSize, size, localHeaderOffset));
             at += 46 + nameLength + extraLength + commentLength;
         }

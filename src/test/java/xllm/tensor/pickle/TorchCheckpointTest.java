@@ -265,6 +265,38 @@ class TorchCheckpointTest {
                 error.getMessage());
     }
 
+    @Test
+    void rejectsZip64SizesBeyondTheFile() throws Exception {
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().stop().toByteArray();
+        Path file = PickleBytes.torchZip(temp.resolve("zip64.pth"), pickle, Map.of());
+        // Give archive/data.pkl a zip64 extra field whose sizes are 2^64-1, read as negative 64-bit numbers.
+        byte[] zip = Files.readAllBytes(file);
+        ByteBuffer view = ByteBuffer.wrap(zip).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int entry = -1;
+        for (int at = 0; at + 46 < zip.length && entry < 0; at++) {
+            if (view.getInt(at) == 0x02014b50 && new String(zip, at + 46, view.getShort(at + 28),
+                    StandardCharsets.UTF_8).equals("archive/data.pkl")) entry = at;
+        }
+        assertTrue(entry >= 0);
+        int insertAt = entry + 46 + view.getShort(entry + 28) + view.getShort(entry + 30);
+        ByteBuffer extra = ByteBuffer.allocate(20).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .putShort((short) 1).putShort((short) 16).putLong(-1L).putLong(-1L);
+        byte[] patched = new byte[zip.length + 20];
+        System.arraycopy(zip, 0, patched, 0, insertAt);
+        System.arraycopy(extra.array(), 0, patched, insertAt, 20);
+        System.arraycopy(zip, insertAt, patched, insertAt + 20, zip.length - insertAt);
+        ByteBuffer out = ByteBuffer.wrap(patched).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        out.putInt(entry + 20, -1).putInt(entry + 24, -1); // sizes saturated: the zip64 field holds them
+        out.putShort(entry + 30, (short) (view.getShort(entry + 30) + 20));
+        int end = patched.length - 22;
+        assertEquals(0x06054b50, out.getInt(end));
+        out.putInt(end + 12, out.getInt(end + 12) + 20);
+        Files.write(file, patched);
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(error.getMessage().startsWith(file + " (entry archive/data.pkl)"), error.getMessage());
+        assertTrue(error.getMessage().contains("18446744073709551615"), error.getMessage());
+    }
+
     private static long usedHeap() {
         Runtime runtime = Runtime.getRuntime();
         return runtime.totalMemory() - runtime.freeMemory();
