@@ -28,6 +28,9 @@ public final class LlamaLoader {
     /** Tensors a checkpoint may carry that the model recomputes itself. */
     private static final Set<String> IGNORABLE_SUFFIXES = Set.of("rotary_emb.inv_freq", "rope_freqs.weight");
 
+    /** Tensors of one decoder layer without biases: q, k, v, o, two norms, gate, up, down. */
+    private static final int TENSORS_PER_LAYER = 9;
+
     private LlamaLoader() {}
 
     /** Where each logical tensor lives in a checkpoint's naming scheme. */
@@ -133,27 +136,43 @@ public final class LlamaLoader {
             throw new IOException(gguf.path() + ": unknown architecture general.architecture='" + arch
                     + "' (xllm runs " + LlamaConfig.SUPPORTED + ")");
         }
-        int hidden = (int) gguf.getLong(arch + ".embedding_length");
-        int heads = (int) gguf.getLong(arch + ".attention.head_count");
+        int hidden = positiveInt(gguf, arch + ".embedding_length");
+        int heads = positiveInt(gguf, arch + ".attention.head_count");
         int kvHeads = gguf.get(arch + ".attention.head_count_kv").isPresent()
-                ? (int) gguf.getLong(arch + ".attention.head_count_kv") : heads;
+                ? positiveInt(gguf, arch + ".attention.head_count_kv") : heads;
         int headDim = gguf.get(arch + ".rope.dimension_count").isPresent()
-                ? (int) gguf.getLong(arch + ".rope.dimension_count") : hidden / heads;
+                ? positiveInt(gguf, arch + ".rope.dimension_count") : hidden / heads;
         double theta = gguf.get(arch + ".rope.freq_base").isPresent() ? gguf.getDouble(arch + ".rope.freq_base") : 10000.0;
-        int vocab = gguf.get(arch + ".vocab_size").isPresent() ? (int) gguf.getLong(arch + ".vocab_size")
-                : (int) gguf.tensor("token_embd.weight").shape()[0];
+        int vocab = gguf.get(arch + ".vocab_size").isPresent() ? positiveInt(gguf, arch + ".vocab_size")
+                : (int) Math.min(gguf.tensor("token_embd.weight").shape()[0], Integer.MAX_VALUE);
         boolean tied = !gguf.hasTensor("output.weight");
         boolean bias = gguf.hasTensor("blk.0.attn_q.bias");
         List<Long> eos = new ArrayList<>();
-        gguf.get("tokenizer.ggml.eos_token_id").ifPresent(v -> eos.add(((Number) v).longValue()));
+        Object eosId = gguf.get("tokenizer.ggml.eos_token_id").orElse(null);
+        if (eosId != null) {
+            if (!(eosId instanceof Long id) || id < 0 || id >= vocab) {
+                throw new IOException(gguf.path() + ": tokenizer.ggml.eos_token_id = " + eosId
+                        + " is not a token id of the vocabulary of " + vocab);
+            }
+            eos.add(id);
+        }
         if (gguf.hasTensor("rope_freqs.weight")) {
             throw new IOException(gguf.path() + ": tensor 'rope_freqs.weight' (Llama-3 RoPE scaling) in a GGUF is not "
                     + "supported yet; load the Hugging Face checkpoint instead");
         }
-        return new LlamaConfig(arch, hidden, (int) gguf.getLong(arch + ".feed_forward_length"),
-                (int) gguf.getLong(arch + ".block_count"), heads, kvHeads, headDim, vocab,
+        return new LlamaConfig(arch, hidden, positiveInt(gguf, arch + ".feed_forward_length"),
+                positiveInt(gguf, arch + ".block_count"), heads, kvHeads, headDim, vocab,
                 (float) gguf.getDouble(arch + ".attention.layer_norm_rms_epsilon"), theta, null, tied, bias,
-                (int) gguf.getLong(arch + ".context_length"), List.copyOf(eos));
+                positiveInt(gguf, arch + ".context_length"), List.copyOf(eos));
+    }
+
+    /** A size from GGUF metadata: an integer in 1..Integer.MAX_VALUE, never silently truncated by a cast. */
+    private static int positiveInt(GgufFile gguf, String key) throws IOException {
+        long value = gguf.getLong(key);
+        if (value < 1 || value > Integer.MAX_VALUE) {
+            throw new IOException(gguf.path() + ": " + key + " = " + value + " is outside 1.." + Integer.MAX_VALUE);
+        }
+        return (int) value;
     }
 
     private static LlamaModel build(LlamaConfig c, Source source, Names names, boolean unpermuteQk, NDManager parent)
@@ -161,6 +180,13 @@ public final class LlamaLoader {
         int d = c.hiddenSize(), hd = c.headDim(), h = c.numHeads(), kv = c.numKeyValueHeads(), f = c.intermediateSize();
         Set<String> expected = new TreeSet<>();
         Set<String> present = source.names();
+        // Every layer has at least 9 tensors: a layer count the checkpoint cannot hold is refused before the layer
+        // table is allocated (a hostile block_count of 2^31-1 would otherwise ask for gigabytes).
+        if ((long) c.numLayers() * TENSORS_PER_LAYER > present.size()) {
+            throw new IOException(source.path() + ": the config has " + c.numLayers() + " layers, which need at least "
+                    + (long) c.numLayers() * TENSORS_PER_LAYER + " tensors, but the checkpoint has " + present.size()
+                    + " tensors");
+        }
         NDManager manager = parent.newSubManager();
         NDManager[] scratchHolder = {manager.newSubManager()};
         try {

@@ -110,11 +110,14 @@ public final class Tokenizer implements AutoCloseable {
                     + "' is not supported (xllm rebuilds byte-level BPE 'gpt2' tokenizers from GGUF)");
         }
         String pre = gguf.get("tokenizer.ggml.pre").map(Object::toString).orElse("default");
-        @SuppressWarnings("unchecked") List<Object> tokens = (List<Object>) gguf.get("tokenizer.ggml.tokens").orElseThrow();
-        @SuppressWarnings("unchecked") List<Object> merges = (List<Object>) gguf.get("tokenizer.ggml.merges")
-                .orElseThrow(() -> new IOException(gguf.path() + ": BPE tokenizer without tokenizer.ggml.merges"));
-        @SuppressWarnings("unchecked") List<Object> types = (List<Object>) gguf.get("tokenizer.ggml.token_type")
-                .orElse(List.of());
+        List<?> tokens = list(gguf, "tokenizer.ggml.tokens", true);
+        List<?> merges = list(gguf, "tokenizer.ggml.merges", true);
+        List<?> types = list(gguf, "tokenizer.ggml.token_type", false);
+        for (Object type : types) {
+            if (!(type instanceof Long)) {
+                throw new IOException(gguf.path() + ": tokenizer.ggml.token_type holds " + type + ", not an integer");
+            }
+        }
 
         ObjectNode root = JSON.createObjectNode();
         root.put("version", "1.0");
@@ -126,7 +129,7 @@ public final class Tokenizer implements AutoCloseable {
         for (int i = 0; i < tokens.size(); i++) {
             String token = tokens.get(i).toString();
             vocab.put(token, i);
-            long type = i < types.size() ? ((Number) types.get(i)).longValue() : 1;
+            long type = i < types.size() ? (Long) types.get(i) : 1;
             if (type == 3 || type == 4) { // control or user-defined tokens are matched before BPE
                 ObjectNode t = added.addObject();
                 t.put("id", i).put("content", token).put("single_word", false).put("lstrip", false)
@@ -151,9 +154,12 @@ public final class Tokenizer implements AutoCloseable {
         for (Object m : merges) mergeArray.add(m.toString());
 
         String template = gguf.get("tokenizer.chat_template").map(Object::toString).orElse(null);
-        String bos = gguf.get("tokenizer.ggml.bos_token_id").map(id -> tokens.get(((Number) id).intValue()).toString()).orElse(null);
-        String eos = gguf.get("tokenizer.ggml.eos_token_id").map(id -> tokens.get(((Number) id).intValue()).toString()).orElse(null);
-        boolean addBos = gguf.get("tokenizer.ggml.add_bos_token").map(v -> (Boolean) v).orElse(false);
+        String bos = specialToken(gguf, "tokenizer.ggml.bos_token_id", tokens);
+        String eos = specialToken(gguf, "tokenizer.ggml.eos_token_id", tokens);
+        Object addBosValue = gguf.get("tokenizer.ggml.add_bos_token").orElse(false);
+        if (!(addBosValue instanceof Boolean addBos)) {
+            throw new IOException(gguf.path() + ": tokenizer.ggml.add_bos_token is " + addBosValue + ", not a bool");
+        }
         byte[] bytes = JSON.writeValueAsBytes(root);
         try {
             return new Tokenizer(HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(bytes), options()),
@@ -161,6 +167,26 @@ public final class Tokenizer implements AutoCloseable {
         } catch (RuntimeException e) {
             throw new IOException(gguf.path() + ": cannot build tokenizer from GGUF metadata: " + e.getMessage(), e);
         }
+    }
+
+    /** An array-valued tokenizer key; a missing required key or a value of another kind is an error naming it. */
+    private static List<?> list(GgufFile gguf, String key, boolean required) throws IOException {
+        Object value = gguf.get(key).orElse(null);
+        if (value == null && !required) return List.of();
+        if (value == null) throw new IOException(gguf.path() + ": BPE tokenizer without " + key);
+        if (!(value instanceof List<?> list)) throw new IOException(gguf.path() + ": " + key + " is not an array");
+        return list;
+    }
+
+    /** The text of a special token given by id (bos/eos), which must lie inside the vocabulary; null if absent. */
+    private static String specialToken(GgufFile gguf, String key, List<?> tokens) throws IOException {
+        Object id = gguf.get(key).orElse(null);
+        if (id == null) return null;
+        if (!(id instanceof Long index) || index < 0 || index >= tokens.size()) {
+            throw new IOException(gguf.path() + ": " + key + " = " + id + " is not a token id of the vocabulary ("
+                    + tokens.size() + " tokens, ids 0.." + (tokens.size() - 1) + ")");
+        }
+        return tokens.get((int) (long) index).toString();
     }
 
     /** The pre-tokeniser that llama.cpp's {@code tokenizer.ggml.pre} name stands for, in tokenizer.json form. */

@@ -11,7 +11,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -24,8 +26,9 @@ import java.util.Map;
  * <p>Format: an 8-byte little-endian header length, a JSON header {@code name -> {dtype, shape, data_offsets}}
  * (offsets relative to the end of the header) and the raw little-endian data. Each tensor is mapped on its own
  * (long file offsets, files over 2 GiB) and nothing is read until asked. Every inconsistency (header past the end
- * of the file, data offsets that do not match dtype × shape, overlapping or out-of-file tensors) is an
- * {@link IOException} naming the file and the tensor. Tested in {@code SafetensorsTest} against files written by
+ * of the file, a shape whose byte count overflows 64 bits, data offsets that do not match dtype × shape,
+ * overlapping or out-of-file tensors, and, as in the reference Rust reader, gaps or trailing bytes in the data
+ * section) is an {@link IOException} naming the file and the tensor. Tested in {@code SafetensorsTest} against files written by
  * the Python {@code safetensors} package and by {@link SafetensorsWriter}.
  */
 public final class Safetensors implements AutoCloseable {
@@ -134,6 +137,7 @@ public final class Safetensors implements AutoCloseable {
         long dataStart = 8 + headerLength;
         long dataSize = size - dataStart;
         Map<String, Entry> out = new LinkedHashMap<>();
+        List<Span> spans = new ArrayList<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
             var e = it.next();
             String name = e.getKey();
@@ -142,38 +146,88 @@ public final class Safetensors implements AutoCloseable {
                 node.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
                 continue;
             }
+            String where = file + ": tensor '" + name + "'";
             JsonNode offsets = node.get("data_offsets");
             JsonNode shapeNode = node.get("shape");
             JsonNode dtypeNode = node.get("dtype");
-            if (offsets == null || offsets.size() != 2 || shapeNode == null || dtypeNode == null) {
-                throw new IOException(file + ": tensor '" + name + "' lacks dtype, shape or data_offsets");
+            if (offsets == null || !offsets.isArray() || offsets.size() != 2 || shapeNode == null
+                    || !shapeNode.isArray() || dtypeNode == null) {
+                throw new IOException(where + " lacks dtype, shape or data_offsets");
             }
             DType dtype;
             try {
                 dtype = DType.fromSafetensors(dtypeNode.asText());
             } catch (IllegalArgumentException ex) {
-                throw new IOException(file + ": tensor '" + name + "': " + ex.getMessage());
+                throw new IOException(where + ": " + ex.getMessage());
             }
             long[] shape = new long[shapeNode.size()];
-            long numel = 1;
-            for (int i = 0; i < shape.length; i++) {
-                shape[i] = shapeNode.get(i).asLong();
-                if (shape[i] < 0) throw new IOException(file + ": tensor '" + name + "' has a negative dimension");
-                numel = Math.multiplyExact(numel, shape[i]);
+            for (int i = 0; i < shape.length; i++) shape[i] = nonNegativeLong(shapeNode.get(i), where, "shape");
+            long begin = nonNegativeLong(offsets.get(0), where, "data_offsets");
+            long end = nonNegativeLong(offsets.get(1), where, "data_offsets");
+            // Counted with overflow checks: a shape like [2^40, 2^40] must not wrap into a small, "matching" size.
+            long byteSize;
+            try {
+                long numel = 1;
+                for (long dimension : shape) numel = Math.multiplyExact(numel, dimension);
+                byteSize = Math.multiplyExact(numel, (long) dtype.bytes);
+            } catch (ArithmeticException overflow) {
+                throw new IOException(where + ": shape " + Arrays.toString(shape) + " of " + dtype
+                        + " overflows a 64-bit byte count");
             }
-            long begin = offsets.get(0).asLong();
-            long end = offsets.get(1).asLong();
-            if (begin < 0 || end < begin || end - begin != numel * dtype.bytes) {
-                throw new IOException(file + ": tensor '" + name + "' data_offsets [" + begin + ", " + end
-                        + ") do not match " + dtype + " × " + java.util.Arrays.toString(shape));
+            if (end < begin || end - begin != byteSize) {
+                throw new IOException(where + " data_offsets [" + begin + ", " + end + ") do not match " + dtype
+                        + " × " + Arrays.toString(shape) + " (" + byteSize + " bytes)");
             }
             if (end > dataSize) {
-                throw new IOException(file + ": tensor '" + name + "' ends at byte " + (dataStart + end)
-                        + " but the file has " + size + " bytes — truncated file");
+                throw new IOException(where + " ends at byte " + (dataStart + end) + " but the file has " + size
+                        + " bytes — truncated file");
             }
             out.put(name, new Entry(file, dtype, shape, dataStart + begin, dataStart + end));
+            spans.add(new Span(name, begin, end));
         }
+        requireContiguous(file, spans, dataSize);
         return out;
+    }
+
+    /** A tensor's byte range relative to the start of the data section. */
+    private record Span(String name, long begin, long end) {}
+
+    /**
+     * The tensors must tile the data section exactly, as the reference (Rust) reader requires: an overlap would hand
+     * out the same bytes as two tensors, and a gap or trailing bytes mean the header and the data disagree.
+     */
+    private static void requireContiguous(Path file, List<Span> spans, long dataSize) throws IOException {
+        spans.sort(Comparator.comparingLong(Span::begin).thenComparingLong(Span::end));
+        long covered = 0;
+        Span previous = null;
+        for (Span span : spans) {
+            if (previous != null && span.begin < covered) {
+                throw new IOException(file + ": tensors '" + previous.name + "' [" + previous.begin + ", "
+                        + previous.end + ") and '" + span.name + "' [" + span.begin + ", " + span.end
+                        + ") overlap in data_offsets");
+            }
+            if (span.begin > covered) {
+                throw new IOException(file + ": bytes [" + covered + ", " + span.begin + ") of the data section "
+                        + (previous == null ? "before tensor '" + span.name + "'"
+                                : "between tensors '" + previous.name + "' and '" + span.name + "'")
+                        + " belong to no tensor (safetensors data must be contiguous)");
+            }
+            covered = span.end;
+            previous = span;
+        }
+        if (covered != dataSize) {
+            throw new IOException(file + ": " + (dataSize - covered) + " bytes after the last tensor belong to no tensor"
+                    + " (the header describes " + covered + " data bytes, the file holds " + dataSize + ")");
+        }
+    }
+
+    /** A shape entry or data offset: a JSON integer in 0..2^63-1, never a float, string or wrapped big number. */
+    private static long nonNegativeLong(JsonNode value, String where, String field) throws IOException {
+        if (value == null || !value.isIntegralNumber() || !value.canConvertToLong() || value.asLong() < 0) {
+            throw new IOException(where + ": " + field + " entry " + value + " is not an integer in 0.."
+                    + Long.MAX_VALUE);
+        }
+        return value.asLong();
     }
 
     private static void readFully(FileChannel channel, ByteBuffer buffer, long position) throws IOException {

@@ -3,11 +3,13 @@ package xllm.llm;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import xllm.RealWeights;
 
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -64,6 +66,58 @@ class TokenizerTest {
             // special tokens inside text are matched whole, as in HF
             assertArrayEquals(new long[] {1, 4093, 198}, tokenizer.encode("<|im_start|>user\n"));
             assertEquals(2L, tokenizer.specialTokenId("<|im_end|>").orElseThrow());
+        }
+    }
+
+    @Test
+    void ggufTokenizerFromHandMadeMetadataResolvesSpecialTokens(@TempDir Path dir) throws IOException {
+        Path file = GgufMetadataWriter.write(dir.resolve("tiny.gguf"), GgufMetadataWriter.tinyTokenizer());
+        try (Tokenizer tokenizer = Tokenizer.load(file)) {
+            assertEquals("<s>", tokenizer.bosToken());
+            assertEquals("</s>", tokenizer.eosToken());
+            assertArrayEquals(new long[] {2, 1}, tokenizer.encode("abb"));
+        }
+    }
+
+    @Test
+    void ggufSpecialTokenIdsOutsideTheVocabularyAreAnErrorNamingFileKeyAndSize(@TempDir Path dir) throws IOException {
+        for (String key : List.of("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id")) {
+            for (Object id : List.of(99, -1, 5, 1L << 40)) {
+                Map<String, Object> metadata = GgufMetadataWriter.tinyTokenizer();
+                metadata.put(key, id);
+                Path file = GgufMetadataWriter.write(dir.resolve("bad.gguf"), metadata);
+                IOException e = assertThrows(IOException.class, () -> Tokenizer.load(file), key + "=" + id);
+                assertTrue(e.getMessage().contains("bad.gguf") && e.getMessage().contains(key)
+                        && e.getMessage().contains("5 tokens"), e.getMessage());
+            }
+            Map<String, Object> metadata = GgufMetadataWriter.tinyTokenizer();
+            metadata.put(key, "three");
+            Path file = GgufMetadataWriter.write(dir.resolve("text.gguf"), metadata);
+            IOException e = assertThrows(IOException.class, () -> Tokenizer.load(file));
+            assertTrue(e.getMessage().contains("text.gguf") && e.getMessage().contains(key), e.getMessage());
+        }
+    }
+
+    @Test
+    void ggufTokenizerMetadataOfTheWrongKindIsAnErrorNamingFileAndKey(@TempDir Path dir) throws IOException {
+        Map<String, Map<String, Object>> broken = new java.util.LinkedHashMap<>();
+        Map<String, Object> noTokens = GgufMetadataWriter.tinyTokenizer();
+        noTokens.remove("tokenizer.ggml.tokens");
+        broken.put("tokenizer.ggml.tokens", noTokens);
+        Map<String, Object> tokensNotList = GgufMetadataWriter.tinyTokenizer();
+        tokensNotList.put("tokenizer.ggml.tokens", "a b ab");
+        broken.put("tokenizer.ggml.tokens ", tokensNotList);
+        Map<String, Object> typesNotIntegers = GgufMetadataWriter.tinyTokenizer();
+        typesNotIntegers.put("tokenizer.ggml.token_type", List.of("x", "y", "z", "w", "v"));
+        broken.put("tokenizer.ggml.token_type", typesNotIntegers);
+        Map<String, Object> addBosNotBool = GgufMetadataWriter.tinyTokenizer();
+        addBosNotBool.put("tokenizer.ggml.add_bos_token", 1);
+        broken.put("tokenizer.ggml.add_bos_token", addBosNotBool);
+        for (var entry : broken.entrySet()) {
+            Path file = GgufMetadataWriter.write(dir.resolve("broken.gguf"), entry.getValue());
+            IOException e = assertThrows(IOException.class, () -> Tokenizer.load(file), entry.getKey());
+            assertTrue(e.getMessage().contains("broken.gguf") && e.getMessage().contains(entry.getKey().trim()),
+                    e.getMessage());
         }
     }
 }

@@ -112,6 +112,72 @@ class SafetensorsTest {
     }
 
     @Test
+    void shapeWhoseSizeOverflowsIsAnErrorNamingFileAndTensor(@TempDir Path dir) throws IOException {
+        long big = 1L << 40; // 2^40 × 2^40 elements overflow a 64-bit count
+        Path file = dir.resolve("huge.safetensors");
+        writeRaw(file, "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + big + "," + big + "],\"data_offsets\":[0,0]}}", 0);
+        IOException e = assertThrows(IOException.class, () -> Safetensors.open(file));
+        assertTrue(e.getMessage().contains("huge.safetensors") && e.getMessage().contains("'w'")
+                && e.getMessage().contains("overflows"), e.getMessage());
+
+        // 2^62 F32 elements: the element count fits in a long, the byte count (2^64) wraps to 0
+        Path wraps = dir.resolve("wraps.safetensors");
+        writeRaw(wraps, "{\"w\":{\"dtype\":\"F32\",\"shape\":[" + (1L << 62) + "],\"data_offsets\":[0,0]}}", 0);
+        e = assertThrows(IOException.class, () -> Safetensors.open(wraps));
+        assertTrue(e.getMessage().contains("wraps.safetensors") && e.getMessage().contains("overflows"), e.getMessage());
+
+        // a dimension beyond 64 bits, or not an integer at all, is not read as something else
+        Path beyond = dir.resolve("beyond.safetensors");
+        writeRaw(beyond, "{\"w\":{\"dtype\":\"U8\",\"shape\":[18446744073709551616],\"data_offsets\":[0,0]}}", 0);
+        e = assertThrows(IOException.class, () -> Safetensors.open(beyond));
+        assertTrue(e.getMessage().contains("beyond.safetensors") && e.getMessage().contains("18446744073709551616"),
+                e.getMessage());
+        Path text = dir.resolve("text.safetensors");
+        writeRaw(text, "{\"w\":{\"dtype\":\"U8\",\"shape\":[\"two\"],\"data_offsets\":[0,2]}}", 2);
+        e = assertThrows(IOException.class, () -> Safetensors.open(text));
+        assertTrue(e.getMessage().contains("text.safetensors") && e.getMessage().contains("\"two\""), e.getMessage());
+    }
+
+    @Test
+    void overlappingOrOutOfRangeDataOffsetsAreRejectedNamingBothTensors(@TempDir Path dir) throws IOException {
+        Path overlap = dir.resolve("overlap.safetensors");
+        writeRaw(overlap, "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24);
+        IOException e = assertThrows(IOException.class, () -> Safetensors.open(overlap));
+        assertTrue(e.getMessage().contains("overlap.safetensors") && e.getMessage().contains("'a'")
+                && e.getMessage().contains("'b'") && e.getMessage().contains("overlap"), e.getMessage());
+
+        Path same = dir.resolve("same.safetensors"); // two names for one byte range
+        writeRaw(same, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"b\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+        e = assertThrows(IOException.class, () -> Safetensors.open(same));
+        assertTrue(e.getMessage().contains("'a'") && e.getMessage().contains("'b'"), e.getMessage());
+
+        Path beyond = dir.resolve("beyond.safetensors");
+        writeRaw(beyond, "{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[" + Long.MAX_VALUE + ","
+                + Long.MAX_VALUE + "]}}", 8);
+        e = assertThrows(IOException.class, () -> Safetensors.open(beyond));
+        assertTrue(e.getMessage().contains("beyond.safetensors") && e.getMessage().contains("'a'"), e.getMessage());
+
+        Path reversed = dir.resolve("reversed.safetensors");
+        writeRaw(reversed, "{\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[8,0]}}", 8);
+        e = assertThrows(IOException.class, () -> Safetensors.open(reversed));
+        assertTrue(e.getMessage().contains("reversed.safetensors") && e.getMessage().contains("'a'"), e.getMessage());
+
+        // like the reference (Rust) reader: the tensors tile the data section, no gap and nothing after them
+        Path gap = dir.resolve("gap.safetensors");
+        writeRaw(gap, "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
+                + "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[6,10]}}", 10);
+        e = assertThrows(IOException.class, () -> Safetensors.open(gap));
+        assertTrue(e.getMessage().contains("gap.safetensors") && e.getMessage().contains("'a'")
+                && e.getMessage().contains("'b'"), e.getMessage());
+        Path trailing = dir.resolve("trailing.safetensors");
+        writeRaw(trailing, "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 9);
+        e = assertThrows(IOException.class, () -> Safetensors.open(trailing));
+        assertTrue(e.getMessage().contains("trailing.safetensors") && e.getMessage().contains("5 bytes"), e.getMessage());
+    }
+
+    @Test
     void tensorsBeyondTwoGibibytesAreMappedWithLongOffsets(@TempDir Path dir) throws IOException {
         long gap = (2L << 30) + 4096; // data of the second tensor starts past 2 GiB (sparse file: no disk used)
         String header = "{\"pad\":{\"dtype\":\"U8\",\"shape\":[" + gap + "],\"data_offsets\":[0," + gap + "]},"

@@ -51,6 +51,8 @@ public final class GgufFile implements AutoCloseable {
     private static final String ALIGNMENT_KEY = "general.alignment";
     /** Most dimensions a ggml tensor can have (GGML_MAX_DIMS). */
     private static final int MAX_DIMENSIONS = 4;
+    /** Elements all metadata arrays may hold together: every one becomes a heap object, several times its file size. */
+    public static final long MAX_METADATA_ELEMENTS = 1L << 24;
     /** Largest region mapped at once; FileChannel.map cannot map more than Integer.MAX_VALUE bytes. */
     private static final long MAX_MAPPING = 1L << 30;
 
@@ -223,6 +225,8 @@ public final class GgufFile implements AutoCloseable {
         private ByteBuffer buffer;
         /** What is being read, for error messages ("key 'general.name'", "tensor 'blk.0.attn_q.weight'"). */
         private String context = "header";
+        /** Array elements read so far, against {@link #MAX_METADATA_ELEMENTS}. */
+        private long metadataElements;
 
         HeaderParser(Path file, FileChannel channel) throws IOException {
             this.file = file;
@@ -389,6 +393,11 @@ public final class GgufFile implements AutoCloseable {
             long length = buffer.getLong();
             // every element takes at least one byte, so a longer array cannot fit in what is left of the file
             if (length < 0 || length > buffer.remaining()) throw new BufferUnderflowException();
+            if (length > MAX_METADATA_ELEMENTS - metadataElements) {
+                throw new IOException(fileName + ": " + context + " holds an array of " + length + " elements, past "
+                        + "the limit of " + MAX_METADATA_ELEMENTS + " metadata array elements in all");
+            }
+            metadataElements += length;
             List<Object> values = new ArrayList<>((int) length);
             for (long i = 0; i < length; i++) values.add(readValue(elementType));
             return Collections.unmodifiableList(values);

@@ -120,7 +120,7 @@ public final class TorchCheckpoint {
                 if (entry == null) {
                     throw new IOException(file + ": missing storage entry " + entryName + " for tensor '" + tensor.getKey() + "'");
                 }
-                long expected = storage.elementCount() * storage.dtype().bytes;
+                long expected = storageBytes(file + ": storage entry " + entryName, storage);
                 if (entry.size() != expected) {
                     throw new IOException(file + ": storage entry " + entryName + " has " + entry.size() + " bytes but "
                             + "its persistent id declares " + storage.elementCount() + " " + storage.dtype()
@@ -195,8 +195,8 @@ public final class TorchCheckpoint {
                 throw new IOException(source + ": storage '" + key + "' holds " + count + " elements but its persistent id "
                         + "declares " + storage.elementCount());
             }
-            long length = count * storage.dtype().bytes;
-            if (position + 8 + length > channel.size()) {
+            long length = storageBytes(source + ": storage '" + key + "'", storage);
+            if (length > channel.size() - position - 8) {
                 throw new IOException(source + ": storage '" + key + "' runs past the end of the file (truncated?)");
             }
             if (length > Integer.MAX_VALUE) throw new IOException(source + ": storage '" + key + "' exceeds 2 GiB");
@@ -235,6 +235,16 @@ public final class TorchCheckpoint {
                     + where + ")");
         }
         return previous;
+    }
+
+    /** Bytes of a storage's elements; a count whose byte size overflows 64 bits is an error, not a wrapped size. */
+    private static long storageBytes(String where, StorageRef storage) throws IOException {
+        try {
+            return Math.multiplyExact(storage.elementCount(), (long) storage.dtype().bytes);
+        } catch (ArithmeticException overflow) {
+            throw new IOException(where + ": " + storage.elementCount() + " " + storage.dtype()
+                    + " elements: their byte count overflows 64 bits");
+        }
     }
 
     private static IOException badPersistentId(String source, String where, Tuple id) {
@@ -309,7 +319,9 @@ public final class TorchCheckpoint {
             throw new IOException(file + ": " + view + " reaches element " + lastElement + " but storage '" + storage.key()
                     + "' holds only " + storage.elementCount() + " " + dtype + " elements (shape/storage size mismatch)");
         }
-        if (count * dtype.bytes > Integer.MAX_VALUE) throw new IOException(file + ": " + view + " exceeds 2 GiB");
+        if (count > Integer.MAX_VALUE / dtype.bytes) {
+            throw new IOException(file + ": " + view + " has " + count + " " + dtype + " elements, which exceeds 2 GiB");
+        }
 
         // The storage run this tensor indexes into (legacy storage views start inside their root storage).
         ByteBuffer run = storageBytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);

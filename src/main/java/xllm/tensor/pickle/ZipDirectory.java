@@ -31,6 +31,10 @@ final class ZipDirectory {
     private static final int STORED = 0, DEFLATED = 8;
     /** Entries below this size are read into the heap: a mapping per tiny storage would waste address-space maps. */
     private static final long MAP_THRESHOLD = 1 << 20;
+    /** Most bytes one compressed byte of a DEFLATE stream can inflate to. */
+    private static final long MAX_DEFLATE_RATIO = 1032;
+    /** First size of the inflate buffer, which then doubles as data arrives. */
+    private static final int INITIAL_INFLATE_BUFFER = 1 << 20;
 
     private final String source;
     private final FileChannel channel;
@@ -122,6 +126,15 @@ final class ZipDirectory {
                 }
                 extra += 4 + length;
             }
+            // zip64 fields are unsigned 64-bit: beyond 2^63-1 they read negative here, and no part of an entry
+            // can lie outside the file.
+            if (size < 0 || compressedSize < 0 || compressedSize > fileSize || localHeaderOffset < 0
+                    || localHeaderOffset >= fileSize) {
+                throw new IOException(source + " (entry " + name + "): declares size " + Long.toUnsignedString(size)
+                        + ", compressed size " + Long.toUnsignedString(compressedSize) + " at offset "
+                        + Long.toUnsignedString(localHeaderOffset) + ", which the file of " + fileSize
+                        + " bytes cannot hold");
+            }
             entries.put(name, new Entry(name, flags, method, compressedSize, size, localHeaderOffset));
             at += 46 + nameLength + extraLength + commentLength;
         }
@@ -154,27 +167,47 @@ final class ZipDirectory {
             }
             case DEFLATED -> {
                 if (entry.compressedSize() > Integer.MAX_VALUE) throw new IOException(where + ": compressed entry over 2 GiB");
-                ByteBuffer compressed = readAt(channel, where, dataStart, (int) entry.compressedSize());
-                // One spare byte so that data longer than declared shows up instead of being cut silently.
-                ByteBuffer inflated = ByteBuffer.allocate((int) Math.min(entry.size() + 1, Integer.MAX_VALUE));
-                Inflater inflater = new Inflater(true);
-                try {
-                    inflater.setInput(compressed);
-                    while (!inflater.finished() && inflated.hasRemaining()) {
-                        if (inflater.inflate(inflated) == 0 && (inflater.needsInput() || inflater.needsDictionary())) break;
-                    }
-                    if (!inflater.finished() || inflated.position() != entry.size()) {
-                        throw new IOException(where + ": deflated data does not match its declared size " + entry.size());
-                    }
-                } catch (DataFormatException e) {
-                    throw new IOException(where + ": corrupt deflated data: " + e.getMessage(), e);
-                } finally {
-                    inflater.end();
+                // Checked before anything is allocated: DEFLATE cannot expand its input more than 1032-fold (a
+                // 258-byte match costs at least 2 bits), so a larger declared size is a lie, not data.
+                long mostInflated = entry.compressedSize() * MAX_DEFLATE_RATIO;
+                if (entry.size() > mostInflated) {
+                    throw new IOException(where + ": declares " + entry.size() + " inflated bytes, but its "
+                            + entry.compressedSize() + " compressed bytes inflate to at most " + mostInflated);
                 }
-                return inflated.flip().order(ByteOrder.LITTLE_ENDIAN);
+                ByteBuffer compressed = readAt(channel, where, dataStart, (int) entry.compressedSize());
+                return inflate(compressed, entry.size(), where);
             }
             default -> throw new IOException(where + ": zip compression method " + entry.method() + " not supported");
         }
+    }
+
+    /**
+     * Inflates into a buffer that grows with the data actually produced (never past the declared size plus one
+     * spare byte, so that data longer than declared shows up instead of being cut silently).
+     */
+    private static ByteBuffer inflate(ByteBuffer compressed, long declaredSize, String where) throws IOException {
+        long limit = declaredSize + 1;
+        ByteBuffer inflated = ByteBuffer.allocate((int) Math.min(limit, INITIAL_INFLATE_BUFFER));
+        Inflater inflater = new Inflater(true);
+        try {
+            inflater.setInput(compressed);
+            while (!inflater.finished()) {
+                if (!inflated.hasRemaining()) {
+                    if (inflated.capacity() >= limit) break;
+                    ByteBuffer larger = ByteBuffer.allocate((int) Math.min(limit, 2L * inflated.capacity()));
+                    inflated = larger.put(inflated.flip());
+                }
+                if (inflater.inflate(inflated) == 0 && (inflater.needsInput() || inflater.needsDictionary())) break;
+            }
+            if (!inflater.finished() || inflated.position() != declaredSize) {
+                throw new IOException(where + ": deflated data does not match its declared size " + declaredSize);
+            }
+        } catch (DataFormatException e) {
+            throw new IOException(where + ": corrupt deflated data: " + e.getMessage(), e);
+        } finally {
+            inflater.end();
+        }
+        return inflated.flip().order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** Reads exactly {@code length} bytes at {@code position} into a little-endian heap buffer. */

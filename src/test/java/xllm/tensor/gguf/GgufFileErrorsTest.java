@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -172,6 +174,55 @@ class GgufFileErrorsTest {
         IllegalStateException error = assertThrows(IllegalStateException.class, () -> tiny.dequantize("q4_0"));
         assertTrue(error.getMessage().startsWith("tiny.gguf: cannot map data of tensor 'q4_0'"), error.getMessage());
         assertEquals(19, tiny.tensors().size(), "the header stays readable");
+    }
+
+    @Test
+    void tensorShapeWhoseSizeOverflowsNamesFileAndTensor() throws IOException {
+        long big = 1L << 40;
+        Path file = write("huge.gguf", GgufTestFiles.write(List.of(
+                new GgufTestFiles.Tensor("w", new long[] {big, big}, 0, new byte[0]))));
+        IOException error = assertThrows(IOException.class, () -> GgufFile.open(file));
+        assertTrue(error.getMessage().startsWith("huge.gguf: tensor 'w' has an impossible size: shape ["
+                + big + ", " + big + "]"), error.getMessage());
+
+        Path negative = write("negative.gguf", GgufTestFiles.write(List.of(
+                new GgufTestFiles.Tensor("w", new long[] {-32}, 0, new byte[0]))));
+        error = assertThrows(IOException.class, () -> GgufFile.open(negative));
+        assertTrue(error.getMessage().startsWith("negative.gguf: tensor 'w' has a negative dimension"), error.getMessage());
+    }
+
+    @Test
+    void countsAndLengthsBeyondTheFileAreRefusedBeforeAllocating() throws IOException {
+        ByteBuffer header = ByteBuffer.allocate(48).order(ByteOrder.LITTLE_ENDIAN);
+        header.putInt(0x46554747).putInt(3).putLong(Long.MAX_VALUE).putLong(0);
+        Path tensors = write("tensors.gguf", header.array());
+        IOException error = assertThrows(IOException.class, () -> GgufFile.open(tensors));
+        assertTrue(error.getMessage().startsWith("tensors.gguf: implausible tensor count"), error.getMessage());
+
+        header.clear();
+        header.putInt(0x46554747).putInt(3).putLong(0).putLong(1).putLong(1L << 62); // a key of 2^62 bytes
+        Path key = write("key.gguf", header.array());
+        error = assertThrows(IOException.class, () -> GgufFile.open(key));
+        assertTrue(error.getMessage().startsWith("key.gguf: file is truncated"), error.getMessage());
+    }
+
+    @Test
+    void metadataArraysBeyondTheElementLimitNameFileAndKey() throws IOException {
+        // An array of 17 million uint8 values: the file really holds them (a sparse run of zeros), but every
+        // element becomes a list entry on the heap, several times its size in the file.
+        long length = GgufFile.MAX_METADATA_ELEMENTS + 1;
+        ByteBuffer header = ByteBuffer.allocate(64).order(ByteOrder.LITTLE_ENDIAN);
+        header.putInt(0x46554747).putInt(3).putLong(0).putLong(1);
+        header.putLong(3).put("big".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        header.putInt(9).putInt(0).putLong(length); // ARRAY of UINT8
+        Path file = directory.resolve("array.gguf");
+        try (var raf = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+            raf.write(header.array(), 0, header.position());
+            raf.setLength(header.position() + length + 32);
+        }
+        IOException error = assertThrows(IOException.class, () -> GgufFile.open(file));
+        assertTrue(error.getMessage().startsWith("array.gguf: metadata key 'big'")
+                && error.getMessage().contains(String.valueOf(GgufFile.MAX_METADATA_ELEMENTS)), error.getMessage());
     }
 
     private byte[] tinyBytes() throws IOException {

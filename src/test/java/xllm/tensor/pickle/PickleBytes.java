@@ -58,6 +58,13 @@ final class PickleBytes {
         return raw('J', value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24);
     }
 
+    /** LONG1 with 8 little-endian bytes: any 64-bit value, as pickle writes ints beyond 32 bits. */
+    PickleBytes longInteger(long value) {
+        raw(0x8a, 8);
+        for (int i = 0; i < 8; i++) bytes.write((int) (value >>> (8 * i)));
+        return this;
+    }
+
     PickleBytes mark() { return raw('('); }
     PickleBytes tuple() { return raw('t'); }
     PickleBytes tuple1() { return raw(0x85); }
@@ -73,13 +80,19 @@ final class PickleBytes {
 
     /** _rebuild_tensor_v2(('storage', FloatStorage, key, 'cpu', numel), offset, shape, stride, False, OrderedDict()). */
     PickleBytes floatTensor(String key, int numel, int offset, int[] shape, int[] stride) {
+        return floatTensor(key, (long) numel, offset, java.util.Arrays.stream(shape).asLongStream().toArray(),
+                java.util.Arrays.stream(stride).asLongStream().toArray());
+    }
+
+    /** The same with 64-bit element count, sizes and strides. */
+    PickleBytes floatTensor(String key, long numel, long offset, long[] shape, long[] stride) {
         global("torch._utils", "_rebuild_tensor_v2").mark();
-        mark().text("storage").global("torch", "FloatStorage").text(key).text("cpu").integer(numel).tuple().persistentId();
-        integer(offset);
+        mark().text("storage").global("torch", "FloatStorage").text(key).text("cpu").longInteger(numel).tuple().persistentId();
+        longInteger(offset);
         mark();
-        for (int size : shape) integer(size);
+        for (long size : shape) longInteger(size);
         tuple().mark();
-        for (int step : stride) integer(step);
+        for (long step : stride) longInteger(step);
         tuple().newFalse().global("collections", "OrderedDict").emptyTuple().reduce();
         return tuple().reduce();
     }

@@ -237,6 +237,94 @@ class TorchCheckpointTest {
     }
 
     @Test
+    void rejectsDeflatedEntryDeclaringTwoGigabytesBeforeAllocatingIt() throws Exception {
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", 2, 0, new int[] {2}, new int[] {1}).setItem().stop().toByteArray();
+        Map<String, byte[]> entries = new LinkedHashMap<>();
+        entries.put("archive/data.pkl", pickle);
+        entries.put("archive/data/0", floats(1, 2));
+        Path file = PickleBytes.writeZip(temp.resolve("bomb.pth"), entries, ZipEntry.DEFLATED);
+        // The central directory now claims that data.pkl inflates to 2 GiB - 16 bytes.
+        byte[] zip = Files.readAllBytes(file);
+        ByteBuffer view = ByteBuffer.wrap(zip).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int patched = 0;
+        for (int at = 0; at + 46 < zip.length; at++) {
+            if (view.getInt(at) == 0x02014b50 && new String(zip, at + 46, view.getShort(at + 28),
+                    StandardCharsets.UTF_8).equals("archive/data.pkl")) {
+                view.putInt(at + 24, 0x7ffffff0);
+                patched++;
+            }
+        }
+        assertEquals(1, patched);
+        Files.write(file, zip);
+        long before = usedHeap();
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(usedHeap() - before < 256L << 20, "no gigabyte buffer was allocated");
+        assertTrue(error.getMessage().startsWith(file + " (entry archive/data.pkl)"), error.getMessage());
+        assertTrue(error.getMessage().contains("2147483632") && error.getMessage().contains("at most"),
+                error.getMessage());
+    }
+
+    @Test
+    void rejectsZip64SizesBeyondTheFile() throws Exception {
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().stop().toByteArray();
+        Path file = PickleBytes.torchZip(temp.resolve("zip64.pth"), pickle, Map.of());
+        // Give archive/data.pkl a zip64 extra field whose sizes are 2^64-1, read as negative 64-bit numbers.
+        byte[] zip = Files.readAllBytes(file);
+        ByteBuffer view = ByteBuffer.wrap(zip).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int entry = -1;
+        for (int at = 0; at + 46 < zip.length && entry < 0; at++) {
+            if (view.getInt(at) == 0x02014b50 && new String(zip, at + 46, view.getShort(at + 28),
+                    StandardCharsets.UTF_8).equals("archive/data.pkl")) entry = at;
+        }
+        assertTrue(entry >= 0);
+        int insertAt = entry + 46 + view.getShort(entry + 28) + view.getShort(entry + 30);
+        ByteBuffer extra = ByteBuffer.allocate(20).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .putShort((short) 1).putShort((short) 16).putLong(-1L).putLong(-1L);
+        byte[] patched = new byte[zip.length + 20];
+        System.arraycopy(zip, 0, patched, 0, insertAt);
+        System.arraycopy(extra.array(), 0, patched, insertAt, 20);
+        System.arraycopy(zip, insertAt, patched, insertAt + 20, zip.length - insertAt);
+        ByteBuffer out = ByteBuffer.wrap(patched).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        out.putInt(entry + 20, -1).putInt(entry + 24, -1); // sizes saturated: the zip64 field holds them
+        out.putShort(entry + 30, (short) (view.getShort(entry + 30) + 20));
+        int end = patched.length - 22;
+        assertEquals(0x06054b50, out.getInt(end));
+        out.putInt(end + 12, out.getInt(end + 12) + 20);
+        Files.write(file, patched);
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(error.getMessage().startsWith(file + " (entry archive/data.pkl)"), error.getMessage());
+        assertTrue(error.getMessage().contains("18446744073709551615"), error.getMessage());
+    }
+
+    private static long usedHeap() {
+        Runtime runtime = Runtime.getRuntime();
+        return runtime.totalMemory() - runtime.freeMemory();
+    }
+
+    @Test
+    void rejectsStorageWhoseByteCountOverflows() throws Exception {
+        // 2^62 float32 elements are 2^64 bytes, which wraps to 0 and would "match" an empty entry.
+        long numel = 1L << 62;
+        byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", numel, 0, new long[] {numel}, new long[] {1}).setItem().stop().toByteArray();
+        Path file = PickleBytes.torchZip(temp.resolve("wrap.pth"), pickle, Map.of("0", new byte[0]));
+        IOException error = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
+        assertTrue(error.getMessage().startsWith(file.toString()), error.getMessage());
+        assertTrue(error.getMessage().contains("archive/data/0") && error.getMessage().contains("overflows"),
+                error.getMessage());
+
+        // A broadcast view (stride 0) of one element with 2^61 elements: 2^63 bytes, which wraps negative.
+        byte[] broadcast = PickleBytes.protocol(2).emptyDict().text("w")
+                .floatTensor("0", 1, 0, new long[] {1L << 61}, new long[] {0}).setItem().stop().toByteArray();
+        Path broadcastFile = PickleBytes.torchZip(temp.resolve("broadcast.pth"), broadcast, Map.of("0", floats(1)));
+        error = assertThrows(IOException.class, () -> TorchCheckpoint.read(broadcastFile));
+        assertTrue(error.getMessage().startsWith(broadcastFile.toString()), error.getMessage());
+        assertTrue(error.getMessage().contains("tensor 'w'") && error.getMessage().contains("exceeds 2 GiB"),
+                error.getMessage());
+    }
+
+    @Test
     void rejectsViewReachingPastItsStorage() throws Exception {
         // shape (2, 3) with stride (3, 1) needs 6 elements; the storage declares and holds 4.
         byte[] pickle = PickleBytes.protocol(2).emptyDict().text("w")
