@@ -82,9 +82,9 @@ public final class EvalCommand implements Runnable {
             Path checkpoint = ModelStore.defaultStore().resolve(model);
             if (xllm.speech.CifAsrModel.isCheckpoint(checkpoint)) {
                 try (xllm.speech.CifAsrModel asr = xllm.speech.CifAsrModel.load(checkpoint)) {
-                    AsrEvaluation.run(wav -> {
+                    AsrEvaluation.run(entry -> {
                         try {
-                            return asr.transcribe(wav);
+                            return asr.transcribe(entry.audio());
                         } catch (java.io.IOException e) {
                             throw new java.io.UncheckedIOException(e);
                         }
@@ -94,9 +94,9 @@ public final class EvalCommand implements Runnable {
             }
             try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
                 chat.requireModality("Speech", checkpoint);
-                AsrEvaluation.run(wav -> {
+                AsrEvaluation.run(entry -> {
                     try {
-                        return chat.answer(wav, xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
+                        return chat.answer(entry.audio(), xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
                                 xllm.llm.Generator.Options.greedy(64), null).text().strip();
                     } catch (java.io.IOException e) {
                         throw new java.io.UncheckedIOException(e);
