@@ -3,11 +3,18 @@ package xllm.eval;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
 import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ImageQaEvaluationTest {
 
@@ -63,10 +70,92 @@ class ImageQaEvaluationTest {
     @Test
     void aMalformedManifestLineIsNamedBeforeAnythingRuns(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
             throws Exception {
+        Files.write(dir.resolve("a.png"), new byte[]{1});
         java.nio.file.Path manifest = dir.resolve("eval.jsonl");
-        java.nio.file.Files.writeString(manifest, "{\"id\": \"a\", \"image\": \"a.png\"}\n{\"id\": \"b\", \"image\n");
+        java.nio.file.Files.writeString(manifest, GOOD.formatted("a") + "{\"id\": \"b\", \"image\n");
         java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
-                () -> ImageQaEvaluation.run(null, manifest, 0, null)); // no model needed: parsing comes first
+                () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0, null, null)); // parsing comes first
         org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith(manifest + ":2: "), e.getMessage());
+    }
+
+    /** A model that fails the test if asked anything. */
+    private static ImageQaEvaluation.Model unusedModel() {
+        return (media, question, maxTokens) -> {
+            throw new AssertionError("the model ran on " + media);
+        };
+    }
+
+    private static final String GOOD = "{\"id\": \"%s\", \"image\": \"a.png\", \"task\": \"colour\", \"conversations\": "
+            + "[{\"from\": \"human\", \"value\": \"<image>\\nWhat colour?\"}, {\"from\": \"gpt\", \"value\": \"Red.\"}]}\n";
+
+    @Test
+    void aSampleWithoutConversationsStopsTheEvaluationBeforeTheModelRuns(@TempDir Path dir) throws Exception {
+        Files.write(dir.resolve("a.png"), new byte[]{1});
+        Path manifest = dir.resolve("eval.jsonl");
+        Files.writeString(manifest, GOOD.formatted("a") + "{\"id\": \"b\", \"image\": \"a.png\"}\n");
+        IOException e = assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0,
+                null, null));
+        assertTrue(e.getMessage().startsWith(manifest + ":2: ") && e.getMessage().contains("conversations"),
+                e.getMessage());
+    }
+
+    @Test
+    void hostileSamplesAreNamedByLineBeforeTheModelRuns(@TempDir Path dir) throws Exception {
+        Files.write(dir.resolve("a.png"), new byte[]{1});
+        Path manifest = dir.resolve("eval.jsonl");
+        String turns = "\"conversations\": [{\"from\": \"human\", \"value\": \"<image>\\nWhat?\"}, "
+                + "{\"from\": \"gpt\", \"value\": \"Red.\"}]";
+        Map<String, String> cases = new java.util.LinkedHashMap<>();
+        cases.put("{\"image\": \"a.png\", " + turns + "}", "\"id\"");
+        cases.put("{\"id\": 3, \"image\": \"a.png\", " + turns + "}", "\"id\" must be a string");
+        cases.put("{\"id\": \"b\", \"video\": \"a.png\", " + turns + "}", "\"image\"");
+        cases.put("{\"id\": \"b\", \"image\": \"missing.png\", " + turns + "}", "image file not found");
+        cases.put("{\"id\": \"b\", \"image\": [1], " + turns + "}", "\"image\" must be a string");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": \"hi\"}", "conversations");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"x\"}]}",
+                "conversations");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"gpt\", \"value\": \"Red.\"}, "
+                + "{\"from\": \"human\", \"value\": \"<image>\\nWhat?\"}]}", "human");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": 5}, "
+                + "{\"from\": \"gpt\", \"value\": \"Red.\"}]}", "must be a string");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"x\"}, "
+                + "{\"from\": \"gpt\", \"value\": \" \"}]}", "empty answer");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"task\": 7, " + turns + "}", "\"task\" must be a string");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"keywords\": \"cat\", " + turns + "}", "keywords");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"keywords\": [\"cat\", 2], " + turns + "}", "keywords");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"task\": \"describe\", \"attributes\": {\"colour\": \"red\", "
+                + "\"shape\": \"circle\", \"count\": 99999999999999999999}, " + turns + "}", "count");
+        cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"task\": \"caption\", \"attributes\": {\"colour\": 1, "
+                + "\"shape\": \"circle\", \"count\": 2}, " + turns + "}", "colour");
+        for (var c : cases.entrySet()) {
+            Files.writeString(manifest, GOOD.formatted("a") + c.getKey() + "\n");
+            IOException e = assertThrows(IOException.class,
+                    () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0, null, null), c.getKey());
+            assertTrue(e.getMessage().startsWith(manifest + ":2: ") && e.getMessage().contains(c.getValue()),
+                    c.getKey() + " -> " + e.getMessage());
+        }
+        Files.writeString(manifest, "");
+        assertTrue(assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0,
+                null, null)).getMessage().startsWith(manifest + ": no samples"));
+        Files.writeString(manifest, GOOD.formatted("a"));
+        IOException noTask = assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image",
+                manifest, 0, "count", null));
+        assertTrue(noTask.getMessage().startsWith(manifest + ": no samples of task \"count\""), noTask.getMessage());
+    }
+
+    @Test
+    void aGoodManifestIsScored(@TempDir Path dir) throws Exception {
+        Files.write(dir.resolve("a.png"), new byte[]{1});
+        Path manifest = dir.resolve("eval.jsonl");
+        Files.writeString(manifest, GOOD.formatted("a") + GOOD.formatted("b"));
+        java.util.List<String> questions = new java.util.ArrayList<>();
+        Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run((media, question, maxTokens) -> {
+            assertEquals(dir.resolve("a.png"), media);
+            questions.add(question);
+            return questions.size() == 1 ? "red" : "blue";
+        }, "image", manifest, 0, null, null);
+        assertEquals(java.util.List.of("What colour?", "What colour?"), questions);
+        assertEquals(1, scores.get("overall").correct());
+        assertEquals(2, scores.get("colour/?").total());
     }
 }
