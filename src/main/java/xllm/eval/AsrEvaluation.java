@@ -68,7 +68,12 @@ public final class AsrEvaluation {
      */
     public static Result run(Function<Entry, String> recognizer, Path manifest, int limit, PrintWriter out)
             throws IOException {
-        List<Entry> entries = readManifest(manifest, limit);
+        return run(recognizer, manifest, readManifest(manifest, limit), out);
+    }
+
+    /** As above, on {@code entries} already read from {@code manifest} (which messages name). */
+    public static Result run(Function<Entry, String> recognizer, Path manifest, List<Entry> entries, PrintWriter out)
+            throws IOException {
         double audioSeconds = 0, recognitionSeconds = 0;
         for (Entry entry : entries) {
             try {

@@ -68,9 +68,13 @@ public final class ImageQaEvaluation {
         String answer(Path media, String question, int maxTokens) throws IOException;
     }
 
-    /** One validated manifest line; {@code keywords} is an array of strings (empty when the line has none). */
-    record Sample(String id, String task, String language, Path media, String question, String expected,
-                  JsonNode keywords, JsonNode attributes) {
+    /**
+     * One checked manifest line. {@code spoken}: an audio sample without a typed question (the speech is the
+     * question); {@code keywords}: an array of strings, empty when the line has none; {@code attributes}: a scene
+     * description's, null for other samples.
+     */
+    public record Sample(String id, String task, String language, Path media, String question, String expected,
+                         boolean spoken, JsonNode keywords, JsonNode attributes) {
     }
 
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
@@ -83,33 +87,31 @@ public final class ImageQaEvaluation {
      */
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, String task, PrintStream log)
             throws IOException {
-        return run((media, question, maxTokens) -> chat.answer(media, question, Generator.Options.greedy(maxTokens), null)
-                .text(), MediaChat.flag(chat.modality()), manifest, limit, task, log);
+        return run(answering(chat), readSamples(manifest, limit, task, MediaChat.flag(chat.modality())), log);
     }
 
-    /**
-     * Scores {@code model} on the samples whose "task" is {@code task} (null: all), reading each sample's
-     * {@code mediaField} ("image", "video" or "audio"). Every sample is read and checked before the model runs.
-     */
-    public static Map<String, Score> run(Model model, String mediaField, Path manifest, int limit, String task,
-                                         PrintStream log) throws IOException {
-        List<Sample> samples = readSamples(manifest, limit, task, mediaField);
+    /** {@code chat} as the model under evaluation. */
+    public static Model answering(MediaChat chat) {
+        return (media, question, maxTokens) -> chat.answer(media, question, Generator.Options.greedy(maxTokens), null).text();
+    }
+
+    /** Scores {@code model} on {@code samples} ({@link #readSamples}); {@code log}, when given, gets each wrong answer. */
+    public static Map<String, Score> run(Model model, List<Sample> samples, PrintStream log) throws IOException {
         Map<String, int[]> counts = new TreeMap<>();
         Map<String, List<ErrorRate.Row>> replies = new TreeMap<>();
         ProgressBar progress = ProgressBar.stderr(samples.size(), "sample");
         int done = 0;
         for (Sample sample : samples) {
             String row = sample.task() + "/" + sample.language();
-            boolean spoken = mediaField.equals("audio") && sample.question().isEmpty();
             // a spoken question's expected answer is a sentence (the LLM's reply, up to 40 tokens); others are words
-            String answer = model.answer(sample.media(), sample.question(), spoken ? 48 : 24);
+            String answer = model.answer(sample.media(), sample.question(), sample.spoken() ? 48 : 24);
             boolean right = normalise(answer).equals(normalise(sample.expected()))
                     || containsKeyword(answer, sample.keywords());
             int[] c = counts.computeIfAbsent(row, k -> new int[2]);
             c[0] += right ? 1 : 0;
             c[1]++;
             done++;
-            if (spoken) {
+            if (sample.spoken()) {
                 replies.computeIfAbsent(row, k -> new ArrayList<>()).add(ErrorRate.score(sample.id(), sample.expected(), answer));
             }
             if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", sample.id(), sample.expected(), answer.strip());
@@ -141,7 +143,7 @@ public final class ImageQaEvaluation {
      * of strings when present. A caption or describe sample with "attributes" is scored attribute by attribute, so
      * these need string "colour" and "shape" and an integer "count". Errors name the file and line.
      */
-    static List<Sample> readSamples(Path manifest, int limit, String task, String mediaField) throws IOException {
+    public static List<Sample> readSamples(Path manifest, int limit, String task, String mediaField) throws IOException {
         Path base = manifest.toAbsolutePath().getParent();
         List<Sample> samples = new ArrayList<>();
         Set<String> tasks = new TreeSet<>();
@@ -171,7 +173,9 @@ public final class ImageQaEvaluation {
             }
             Path media = line.media(mediaField, base);
             if (task == null || task.equals(kind)) {
-                samples.add(new Sample(id, kind, language, media, question, expected, keywords, scene ? attributes : null));
+                boolean spoken = mediaField.equals("audio") && question.isEmpty();
+                samples.add(new Sample(id, kind, language, media, question, expected, spoken, keywords,
+                        scene ? attributes : null));
             }
             return limit <= 0 || samples.size() < limit;
         });

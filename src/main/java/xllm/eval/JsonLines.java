@@ -25,8 +25,11 @@ import java.nio.file.Path;
  */
 final class JsonLines {
 
-    /** Longest line accepted, in characters: a manifest line is a few hundred; 4 Mi leaves room for long texts. */
-    static final int MAX_LINE_CHARS = 1 << 22;
+    /**
+     * Longest line accepted, in characters. A manifest line is a few hundred; a transcript of the longest audio
+     * accepted (600 s) a few thousand; 1 Mi leaves room for long texts yet bounds what one line costs in memory.
+     */
+    static final int MAX_LINE_CHARS = 1 << 20;
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)

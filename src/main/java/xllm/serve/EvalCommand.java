@@ -9,6 +9,7 @@ import xllm.hub.ModelStore;
 import xllm.model.MediaChat;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -62,11 +63,14 @@ public final class EvalCommand implements Runnable {
         public Integer call() throws Exception {
             requireAtLeastZero("--limit", limit);
             requireAtLeastZero("--frames", frames());
+            // the manifest is checked before the model is loaded
+            List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task,
+                    MediaChat.flag(modality()));
             Path checkpoint = ModelStore.defaultStore().resolve(model);
             try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames(), manager)) {
                 requireModality(subcommand(modality()), chat.modality(), checkpoint);
-                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit, task,
-                        showErrors ? System.err : null);
+                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(ImageQaEvaluation.answering(chat),
+                        samples, showErrors ? System.err : null);
                 boolean spoken = scores.values().stream().anyMatch(s -> !Double.isNaN(s.wer()));
                 System.out.printf("%-16s %8s %8s %9s%s%n", "task", "correct", "total", "accuracy", spoken ? "       WER" : "");
                 scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%s%n", task, s.correct(), s.total(),
@@ -150,6 +154,7 @@ public final class EvalCommand implements Runnable {
                 AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, out);
                 return 0;
             }
+            List<AsrEvaluation.Entry> entries = AsrEvaluation.readManifest(data, limit); // checked before the model loads
             Path checkpoint = ModelStore.defaultStore().resolve(model);
             if (xllm.speech.CifAsrModel.isCheckpoint(checkpoint)) {
                 try (xllm.speech.CifAsrModel asr = xllm.speech.CifAsrModel.load(checkpoint)) {
@@ -159,7 +164,7 @@ public final class EvalCommand implements Runnable {
                         } catch (java.io.IOException e) {
                             throw new java.io.UncheckedIOException(e);
                         }
-                    }, data, limit, out);
+                    }, data, entries, out);
                 }
                 return 0;
             }
@@ -172,7 +177,7 @@ public final class EvalCommand implements Runnable {
                     } catch (java.io.IOException e) {
                         throw new java.io.UncheckedIOException(e);
                     }
-                }, data, limit, out);
+                }, data, entries, out);
             }
             return 0;
         }

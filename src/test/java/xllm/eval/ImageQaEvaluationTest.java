@@ -74,8 +74,14 @@ class ImageQaEvaluationTest {
         java.nio.file.Path manifest = dir.resolve("eval.jsonl");
         java.nio.file.Files.writeString(manifest, GOOD.formatted("a") + "{\"id\": \"b\", \"image\n");
         java.io.IOException e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
-                () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0, null, null)); // parsing comes first
+                () -> run(unusedModel(), manifest, null)); // parsing comes first
         org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith(manifest + ":2: "), e.getMessage());
+    }
+
+    /** Evaluates {@code model} on the image samples of {@code manifest} (of {@code task}; null: all). */
+    private static Map<String, ImageQaEvaluation.Score> run(ImageQaEvaluation.Model model, Path manifest, String task)
+            throws IOException {
+        return ImageQaEvaluation.run(model, ImageQaEvaluation.readSamples(manifest, 0, task, "image"), null);
     }
 
     /** A model that fails the test if asked anything. */
@@ -93,8 +99,7 @@ class ImageQaEvaluationTest {
         Files.write(dir.resolve("a.png"), new byte[]{1});
         Path manifest = dir.resolve("eval.jsonl");
         Files.writeString(manifest, GOOD.formatted("a") + "{\"id\": \"b\", \"image\": \"a.png\"}\n");
-        IOException e = assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0,
-                null, null));
+        IOException e = assertThrows(IOException.class, () -> run(unusedModel(), manifest, null));
         assertTrue(e.getMessage().startsWith(manifest + ":2: ") && e.getMessage().contains("conversations"),
                 e.getMessage());
     }
@@ -130,16 +135,14 @@ class ImageQaEvaluationTest {
         for (var c : cases.entrySet()) {
             Files.writeString(manifest, GOOD.formatted("a") + c.getKey() + "\n");
             IOException e = assertThrows(IOException.class,
-                    () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0, null, null), c.getKey());
+                    () -> run(unusedModel(), manifest, null), c.getKey());
             assertTrue(e.getMessage().startsWith(manifest + ":2: ") && e.getMessage().contains(c.getValue()),
                     c.getKey() + " -> " + e.getMessage());
         }
         Files.writeString(manifest, "");
-        assertTrue(assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image", manifest, 0,
-                null, null)).getMessage().startsWith(manifest + ": no samples"));
+        assertTrue(assertThrows(IOException.class, () -> run(unusedModel(), manifest, null)).getMessage().startsWith(manifest + ": no samples"));
         Files.writeString(manifest, GOOD.formatted("a"));
-        IOException noTask = assertThrows(IOException.class, () -> ImageQaEvaluation.run(unusedModel(), "image",
-                manifest, 0, "count", null));
+        IOException noTask = assertThrows(IOException.class, () -> run(unusedModel(), manifest, "count"));
         assertTrue(noTask.getMessage().startsWith(manifest + ": no samples of task \"count\""), noTask.getMessage());
     }
 
@@ -149,13 +152,34 @@ class ImageQaEvaluationTest {
         Path manifest = dir.resolve("eval.jsonl");
         Files.writeString(manifest, GOOD.formatted("a") + GOOD.formatted("b"));
         java.util.List<String> questions = new java.util.ArrayList<>();
-        Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run((media, question, maxTokens) -> {
+        Map<String, ImageQaEvaluation.Score> scores = run((media, question, maxTokens) -> {
             assertEquals(dir.resolve("a.png"), media);
             questions.add(question);
             return questions.size() == 1 ? "red" : "blue";
-        }, "image", manifest, 0, null, null);
+        }, manifest, null);
         assertEquals(java.util.List.of("What colour?", "What colour?"), questions);
         assertEquals(1, scores.get("overall").correct());
         assertEquals(2, scores.get("colour/?").total());
+    }
+
+    @Test
+    void anAudioSampleWithoutATypedQuestionIsSpokenAndGetsAReplyWer(@TempDir Path dir) throws Exception {
+        Files.write(dir.resolve("q.wav"), new byte[]{1});
+        Path manifest = dir.resolve("replies.jsonl");
+        String sample = "{\"id\": \"%s\", \"audio\": \"q.wav\", \"task\": \"%s\", \"language\": \"en\", "
+                + "\"conversations\": [{\"from\": \"human\", \"value\": \"%s\"}, {\"from\": \"gpt\", \"value\": \"%s\"}]}\n";
+        Files.writeString(manifest, sample.formatted("r", "reply", "<audio>", "The sky is blue.")
+                + sample.formatted("t", "asr", "<audio>\\nPlease transcribe.", "hello"));
+        var samples = ImageQaEvaluation.readSamples(manifest, 0, null, "audio");
+        assertTrue(samples.get(0).spoken() && !samples.get(1).spoken());
+        java.util.List<Integer> budgets = new java.util.ArrayList<>();
+        var scores = ImageQaEvaluation.run((media, question, maxTokens) -> {
+            budgets.add(maxTokens);
+            return question.isEmpty() ? "The sky is red." : "hello";
+        }, samples, null);
+        assertEquals(java.util.List.of(48, 24), budgets);
+        assertEquals(0.25, scores.get("reply/en").wer(), 1e-12); // blue → red, of 4 words
+        assertTrue(Double.isNaN(scores.get("asr/en").wer()));
+        assertEquals(1, scores.get("overall").correct());
     }
 }

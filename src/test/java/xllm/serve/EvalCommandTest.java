@@ -77,4 +77,16 @@ class EvalCommandTest {
         assertEquals("0", result[0], result[2]);
         assertTrue(result[1].contains("WER   0.00%"), result[1]);
     }
+
+    @Test
+    void theManifestIsCheckedBeforeTheModelIsLoaded(@TempDir Path dir) throws Exception {
+        Path manifest = dir.resolve("eval.jsonl");
+        Files.writeString(manifest, "{\"id\": \"a\"}\n");
+        Path absentModel = dir.resolve("no-such-checkpoint");
+        for (String command : new String[]{"image", "video", "spoken", "asr"}) {
+            String[] result = execute("eval", command, "--model", absentModel.toString(), "--data", manifest.toString());
+            assertEquals("1", result[0], command);
+            assertTrue(result[2].startsWith("error: " + manifest + ":1: "), command + ": " + result[2]);
+        }
+    }
 }
