@@ -114,18 +114,29 @@ public final class ErrorRate {
     /** Words of normalised text: space-separated runs, each CJK character its own word. */
     public static List<String> words(String normalised) {
         List<String> out = new ArrayList<>();
+        forEachWord(normalised, out::add);
+        return out;
+    }
+
+    private static void forEachWord(String normalised, java.util.function.Consumer<String> action) {
         StringBuilder word = new StringBuilder();
         normalised.codePoints().forEach(c -> {
             if (c == ' ' || isCjk(c)) {
-                if (word.length() > 0) out.add(word.toString());
+                if (word.length() > 0) action.accept(word.toString());
                 word.setLength(0);
-                if (c != ' ') out.add(new String(Character.toChars(c)));
+                if (c != ' ') action.accept(new String(Character.toChars(c)));
             } else {
                 word.appendCodePoint(c);
             }
         });
-        if (word.length() > 0) out.add(word.toString());
-        return out;
+        if (word.length() > 0) action.accept(word.toString());
+    }
+
+    /** The words of normalised text as ids of {@code vocabulary} (which grows), for {@link #align(int[], int[])}. */
+    private static int[] wordIds(String normalised, Map<String, Integer> vocabulary) {
+        java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
+        forEachWord(normalised, word -> ids.add(vocabulary.computeIfAbsent(word, w -> vocabulary.size())));
+        return ids.build().toArray();
     }
 
     /** Code points of normalised text, as strings (so CER and WER share one alignment routine). */
@@ -139,8 +150,10 @@ public final class ErrorRate {
     public static Row score(String id, String reference, String hypothesis) {
         String ref = normalise(reference);
         String hyp = normalise(hypothesis);
-        return new Row(id, reference, hypothesis, ref, hyp, align(characters(ref), characters(hyp)),
-                align(words(ref), words(hyp)));
+        // tokens as ints (code points; word ids): a long text costs 4 bytes a token, not a String each
+        Map<String, Integer> vocabulary = new HashMap<>();
+        return new Row(id, reference, hypothesis, ref, hyp, align(ref.codePoints().toArray(), hyp.codePoints().toArray()),
+                align(wordIds(ref, vocabulary), wordIds(hyp, vocabulary)));
     }
 
     public static double cer(String reference, String hypothesis) {
@@ -183,7 +196,11 @@ public final class ErrorRate {
      */
     public static Edits align(List<String> reference, List<String> hypothesis) {
         Map<String, Integer> vocabulary = new HashMap<>();
-        int[] ref = tokenIds(reference, vocabulary), hyp = tokenIds(hypothesis, vocabulary);
+        return align(tokenIds(reference, vocabulary), tokenIds(hypothesis, vocabulary));
+    }
+
+    /** As {@link #align(List, List)}, on tokens given as ints (equal tokens, equal ints). */
+    static Edits align(int[] ref, int[] hyp) {
         int n = ref.length, m = hyp.length;
         int prefix = 0;
         while (prefix < n && prefix < m && ref[prefix] == hyp[prefix]) prefix++;

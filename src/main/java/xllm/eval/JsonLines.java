@@ -27,9 +27,10 @@ final class JsonLines {
 
     /**
      * Longest line accepted, in characters. A manifest line is a few hundred; a transcript of the longest audio
-     * accepted (600 s) a few thousand; 1 Mi leaves room for long texts yet bounds what one line costs in memory.
+     * accepted (600 s) a few thousand. 256 Ki leaves room for long texts yet bounds what scoring one line costs:
+     * NFKC may expand a character up to 18-fold, so about 120 MB and seconds at worst.
      */
-    static final int MAX_LINE_CHARS = 1 << 20;
+    static final int MAX_LINE_CHARS = 1 << 18;
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)

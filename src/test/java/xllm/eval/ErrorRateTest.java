@@ -127,6 +127,13 @@ class ErrorRateTest {
             List<String> reference = randomTokens(random), hypothesis = randomTokens(random);
             assertEquals(fullTable(reference, hypothesis), ErrorRate.align(reference, hypothesis),
                     reference + " vs " + hypothesis);
+            // score's own tokens (code points, word ids) give the same counts as the token lists
+            String ref = String.join(" ", reference).replace('d', '你'), hyp = String.join("", hypothesis);
+            ErrorRate.Row row = ErrorRate.score("r", ref, hyp);
+            assertEquals(fullTable(ErrorRate.characters(row.normalisedReference()),
+                    ErrorRate.characters(row.normalisedHypothesis())), row.characters(), ref + " vs " + hyp);
+            assertEquals(fullTable(ErrorRate.words(row.normalisedReference()), ErrorRate.words(row.normalisedHypothesis())),
+                    row.words(), ref + " vs " + hyp);
         }
     }
 
@@ -150,20 +157,34 @@ class ErrorRateTest {
     @Test
     void aLongReferenceAlignsInMemoryLinearInItsLength() throws Exception {
         // 200,000 × 200 characters: a table of ints would need 160 MB; the child has 48 MB
+        // no character of the hypothesis occurs in the reference: 200 substitutions, the rest deleted
+        assertEquals(new ErrorRate.Edits(200, 199_800, 0, 200_000).toString(), scoreInAChild("48m", "table"));
+    }
+
+    @Test
+    void aTextThatNormalisationExpandsIsScoredAtFourBytesAToken() throws Exception {
+        // NFKC turns U+FDFA into 18 characters (4 words): 131,072 of them are 2.4 million characters, which cost
+        // over 80 MB as one String each
+        assertEquals(new ErrorRate.Edits(10, 2_359_285, 0, 2_359_296).toString(), scoreInAChild("80m", "nfkc"));
+    }
+
+    /** Character edits of {@link ScoreInAChild} {@code which}, computed in a child JVM with {@code heap}. */
+    private static String scoreInAChild(String heap, String which) throws Exception {
         Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx48m", "-cp", testClassPath(), LongAlignment.class.getName())
+                "-Xmx" + heap, "-cp", testClassPath(), ScoreInAChild.class.getName(), which)
                 .redirectErrorStream(true).start();
         String output = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(child.waitFor(60, TimeUnit.SECONDS), "child did not finish");
         assertEquals(0, child.exitValue(), output);
-        // no character of the hypothesis occurs in the reference: 200 substitutions, the rest deleted
-        assertEquals(new ErrorRate.Edits(200, 199_800, 0, 200_000).toString(), output.strip());
+        return output.strip();
     }
 
-    /** Run in a child JVM with a small heap by the test above. */
-    public static final class LongAlignment {
+    /** Run in a child JVM with a small heap by the tests above. */
+    public static final class ScoreInAChild {
         public static void main(String[] args) {
-            System.out.println(ErrorRate.score("long", "ab".repeat(100_000), "xy".repeat(100)).characters());
+            ErrorRate.Row row = args[0].equals("table") ? ErrorRate.score("long", "ab".repeat(100_000), "xy".repeat(100))
+                    : ErrorRate.score("nfkc", "\uFDFA".repeat(131_072), "hello world");
+            System.out.println(row.characters());
         }
     }
 
