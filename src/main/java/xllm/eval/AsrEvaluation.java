@@ -162,7 +162,9 @@ public final class AsrEvaluation {
                 w.insertions(), w.referenceLength(), 100 * s.sentenceErrorRate());
     }
 
+    /** {@code text} cut to {@code width} code points, the last one an ellipsis (never half a surrogate pair). */
     private static String clip(String text, int width) {
-        return text.length() <= width ? text : text.substring(0, width - 1) + "…";
+        if (text.codePointCount(0, text.length()) <= width) return text;
+        return text.substring(0, text.offsetByCodePoints(0, width - 1)) + "…";
     }
 }

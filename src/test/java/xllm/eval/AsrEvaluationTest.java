@@ -200,4 +200,17 @@ class AsrEvaluationTest {
         assertTrue(e.getMessage().startsWith(manifest + ":3: "), e.getMessage());
         assertEquals(java.util.List.of(), recognised);
     }
+
+    @Test
+    void theTableClipsLongTextsAtWholeCharacters() throws Exception {
+        manifest();
+        Path manifest = dir.resolve("emoji.jsonl");
+        String emoji = "\uD83D\uDE00".repeat(50); // 50 code points, 100 UTF-16 units
+        Files.writeString(manifest, "{\"id\":\"" + emoji + "\",\"audio\":\"audio/a.wav\",\"text\":\"" + emoji + "\"}\n");
+        StringWriter printed = new StringWriter();
+        AsrEvaluation.run(entry -> emoji, manifest, 0, new PrintWriter(printed));
+        assertTrue(printed.toString().codePoints().noneMatch(c -> c >= 0xD800 && c <= 0xDFFF),
+                "half a character printed: " + printed);
+        assertTrue(printed.toString().contains("\uD83D\uDE00".repeat(23) + "…"), printed.toString());
+    }
 }
