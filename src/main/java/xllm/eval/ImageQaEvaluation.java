@@ -48,9 +48,20 @@ public final class ImageQaEvaluation {
 
     private ImageQaEvaluation() {}
 
-    /** Lower case, no leading/trailing spaces or sentence punctuation (ASCII and CJK). */
+    /**
+     * Lower case, no leading/trailing spaces or punctuation (ASCII, and the CJK 。，！？). A scan from both ends, not
+     * a trailing-run pattern, which backtracks quadratically over a long run of punctuation inside the text.
+     */
     public static String normalise(String text) {
-        return text.strip().toLowerCase(java.util.Locale.ROOT).replaceAll("^[\\p{Punct}\\s。，！？]+|[\\p{Punct}\\s。，！？]+$", "");
+        String s = text.strip().toLowerCase(java.util.Locale.ROOT);
+        int start = 0, end = s.length();
+        while (start < end && isTrimmed(s.charAt(start))) start++;
+        while (end > start && isTrimmed(s.charAt(end - 1))) end--;
+        return s.substring(start, end);
+    }
+
+    private static boolean isTrimmed(char c) {
+        return "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \t\n\u000B\f\r。，！？".indexOf(c) >= 0;
     }
 
     /** Whether {@code answer} contains one of the strings of the JSON array {@code keywords} (case-insensitive). */

@@ -182,4 +182,17 @@ class ImageQaEvaluationTest {
         assertTrue(Double.isNaN(scores.get("asr/en").wer()));
         assertEquals(1, scores.get("overall").correct());
     }
+
+    @Test
+    void normalisationTrimsPunctuationAndSpacesInLinearTime() {
+        assertEquals("two red circles", ImageQaEvaluation.normalise("  Two red circles. "));
+        assertEquals("两个红色的圆形", ImageQaEvaluation.normalise("两个红色的圆形。"));
+        assertEquals("it's \"red", ImageQaEvaluation.normalise("\"It's \"red\"\"?!\n")); // the quote ends a run
+        assertEquals("", ImageQaEvaluation.normalise("?! 。"));
+        assertEquals("a-b", ImageQaEvaluation.normalise("(a-b)"));
+        // a long run of punctuation inside a text made the trailing-run pattern backtrack quadratically (minutes)
+        String inner = "a" + "!".repeat(200_000) + "a";
+        assertEquals(inner, org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(5),
+                () -> ImageQaEvaluation.normalise(inner + "...")));
+    }
 }
