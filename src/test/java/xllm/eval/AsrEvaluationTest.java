@@ -213,4 +213,14 @@ class AsrEvaluationTest {
                 "half a character printed: " + printed);
         assertTrue(printed.toString().contains("\uD83D\uDE00".repeat(23) + "…"), printed.toString());
     }
+
+    @Test
+    void aManifestSavedWithAByteOrderMarkAndWindowsLineEndsIsRead() throws Exception {
+        Path manifest = manifest();
+        Files.writeString(manifest, "\uFEFF{\"id\":\"a\",\"audio\":\"audio/a.wav\",\"text\":\"x\"}\r\n"
+                + "{\"id\":\"b\",\"audio\":\"audio/b.wav\",\"text\":\"y\"}\r\n");
+        var entries = AsrEvaluation.readManifest(manifest, 0);
+        assertEquals(java.util.List.of("a", "b"), entries.stream().map(AsrEvaluation.Entry::id).toList());
+        assertEquals(2, entries.get(1).line());
+    }
 }
