@@ -1,19 +1,17 @@
 package xllm.eval;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import xllm.speech.WavReader;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Function;
 
@@ -22,16 +20,15 @@ import java.util.function.Function;
  * to the manifest) and scores it with {@link ErrorRate}: a table of id, reference, hypothesis and CER per
  * utterance, then corpus CER / WER with their S/D/I counts, sentence error rate, per-language lines when the
  * manifest mixes languages, and the real-time factor (recognizer wall time / audio duration). The recognizer is
- * any {@code Path → String} function, so the same code scores the ASR model, a C-Former pipeline or a stored
- * hypothesis file ({@link #hypothesesFrom}).
+ * any {@code Entry → String} function, so the same code scores the ASR model, a C-Former pipeline or a stored
+ * hypothesis file ({@link #hypothesesFrom}, matched by id).
  */
 public final class AsrEvaluation {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final int TEXT_COLUMN = 40;
 
-    /** A manifest line. */
-    public record Entry(String id, Path audio, String text, String language) {
+    /** A manifest line; {@code line} is its line number, for messages. */
+    public record Entry(String id, Path audio, String text, String language, int line) {
     }
 
     /** Everything {@link #run} measured. */
@@ -44,54 +41,63 @@ public final class AsrEvaluation {
 
     private AsrEvaluation() {}
 
-    /** Reads the manifest; errors name the file, line and problem. {@code limit} ≤ 0 reads all. */
+    /**
+     * Reads the manifest ({@link JsonLines}: errors name the file, line and problem); ids must be unique, since
+     * stored hypotheses are matched to rows by id. {@code limit} ≤ 0 reads all.
+     */
     public static List<Entry> readManifest(Path manifest, int limit) throws IOException {
         Path base = manifest.toAbsolutePath().getParent();
-        List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);
         List<Entry> entries = new ArrayList<>();
-        for (int n = 0; n < lines.size() && (limit <= 0 || entries.size() < limit); n++) {
-            if (lines.get(n).isBlank()) continue;
-            String where = manifest + ":" + (n + 1) + ": ";
-            JsonNode node;
-            try {
-                node = JSON.readTree(lines.get(n));
-            } catch (JsonProcessingException e) {
-                throw new IOException(where + "not valid JSON: " + e.getOriginalMessage());
-            }
-            for (String field : new String[]{"id", "audio", "text"}) {
-                if (!node.hasNonNull(field) || !node.get(field).isTextual()) {
-                    throw new IOException(where + "missing string field \"" + field + "\"");
-                }
-            }
-            Path audio = base.resolve(node.get("audio").asText());
-            if (!Files.isRegularFile(audio)) throw new IOException(where + "audio file not found: " + audio);
-            entries.add(new Entry(node.get("id").asText(), audio, node.get("text").asText(),
-                    node.path("language").asText("en")));
-        }
+        Map<String, Integer> lineOfId = new HashMap<>();
+        JsonLines.read(manifest, line -> {
+            String id = line.string("id");
+            Integer first = lineOfId.putIfAbsent(id, line.number());
+            if (first != null) throw new IOException(line.where() + ": id \"" + id + "\" again (first on line " + first + ")");
+            String text = line.string("text");
+            entries.add(new Entry(id, line.media("audio", base), text, line.string("language", "en"), line.number()));
+            return limit <= 0 || entries.size() < limit;
+        });
         if (entries.isEmpty()) throw new IOException(manifest + ": no utterances");
         return entries;
     }
 
     /**
      * Recognises every utterance (in manifest order), prints the table and summary to {@code out} (null: silent)
-     * and returns the totals.
+     * and returns the totals. Every recording is read first, so a bad one stops the evaluation before the
+     * recognizer has spent anything.
      */
-    public static Result run(Function<Path, String> recognizer, Path manifest, int limit, PrintWriter out)
+    public static Result run(Function<Entry, String> recognizer, Path manifest, int limit, PrintWriter out)
             throws IOException {
-        List<Entry> entries = readManifest(manifest, limit);
+        return run(recognizer, manifest, readManifest(manifest, limit), out);
+    }
+
+    /** As above, on {@code entries} already read from {@code manifest} (which messages name). */
+    public static Result run(Function<Entry, String> recognizer, Path manifest, List<Entry> entries, PrintWriter out)
+            throws IOException {
+        double audioSeconds = 0, recognitionSeconds = 0;
+        for (Entry entry : entries) {
+            try {
+                audioSeconds += WavReader.read(entry.audio()).seconds();
+            } catch (IOException e) {
+                throw new IOException(manifest + ":" + entry.line() + ": " + e.getMessage(), e);
+            }
+        }
         List<ErrorRate.Row> rows = new ArrayList<>();
         Map<String, List<ErrorRate.Row>> languages = new TreeMap<>();
-        double audioSeconds = 0, recognitionSeconds = 0;
         if (out != null) {
             out.printf(Locale.ROOT, "%-24s %-" + TEXT_COLUMN + "s %-" + TEXT_COLUMN + "s %7s%n", "id", "reference",
                     "hypothesis", "CER");
         }
         for (Entry entry : entries) {
-            audioSeconds += WavReader.read(entry.audio()).seconds();
             long start = System.nanoTime();
-            String hypothesis = recognizer.apply(entry.audio());
+            String hypothesis = recognizer.apply(entry);
             recognitionSeconds += (System.nanoTime() - start) / 1e9;
-            ErrorRate.Row row = ErrorRate.score(entry.id(), entry.text(), hypothesis == null ? "" : hypothesis);
+            ErrorRate.Row row;
+            try {
+                row = ErrorRate.score(entry.id(), entry.text(), hypothesis == null ? "" : hypothesis);
+            } catch (IllegalArgumentException e) {
+                throw new IOException(manifest + ":" + entry.line() + ": id \"" + entry.id() + "\": " + e.getMessage(), e);
+            }
             rows.add(row);
             languages.computeIfAbsent(entry.language(), k -> new ArrayList<>()).add(row);
             if (out != null) {
@@ -111,30 +117,33 @@ public final class AsrEvaluation {
         return result;
     }
 
-    /** A recognizer that looks hypotheses up by audio file in a JSONL of {@code {"id","text"}} keyed to the manifest. */
-    public static Function<Path, String> hypothesesFrom(Path manifest, Path hypotheses) throws IOException {
-        Map<String, String> byId = new TreeMap<>();
-        List<String> lines = Files.readAllLines(hypotheses, StandardCharsets.UTF_8);
-        for (int n = 0; n < lines.size(); n++) {
-            if (lines.get(n).isBlank()) continue;
-            JsonNode node;
-            try {
-                node = JSON.readTree(lines.get(n));
-            } catch (JsonProcessingException e) {
-                throw new IOException(hypotheses + ":" + (n + 1) + ": not valid JSON: " + e.getOriginalMessage());
+    /**
+     * A recognizer that looks each row's hypothesis up by id in a JSONL of {@code {"id","text"}}. Rows may share a
+     * recording, so the id is the only key. The file must hold exactly one hypothesis per manifest id: a repeated
+     * id, an id the manifest lacks and a manifest id without a hypothesis are errors naming the line.
+     */
+    public static Function<Entry, String> hypothesesFrom(Path manifest, Path hypotheses) throws IOException {
+        Set<String> ids = new HashSet<>();
+        List<Entry> entries = readManifest(manifest, 0);
+        for (Entry entry : entries) ids.add(entry.id());
+        Map<String, String> byId = new HashMap<>();
+        Map<String, Integer> lineOfId = new HashMap<>();
+        JsonLines.read(hypotheses, line -> {
+            String id = line.string("id");
+            String text = line.string("text");
+            if (!ids.contains(id)) throw new IOException(line.where() + ": id \"" + id + "\" is not in " + manifest);
+            Integer first = lineOfId.putIfAbsent(id, line.number());
+            if (first != null) throw new IOException(line.where() + ": id \"" + id + "\" again (first on line " + first + ")");
+            byId.put(id, text);
+            return true;
+        });
+        for (Entry entry : entries) {
+            if (!byId.containsKey(entry.id())) {
+                throw new IOException(hypotheses + ": no hypothesis for id \"" + entry.id() + "\" (" + manifest + ":"
+                        + entry.line() + ")");
             }
-            if (!node.path("id").isTextual() || !node.path("text").isTextual()) {
-                throw new IOException(hypotheses + ":" + (n + 1) + ": expected {\"id\", \"text\"}");
-            }
-            byId.put(node.get("id").asText(), node.get("text").asText());
         }
-        Map<Path, String> byAudio = new TreeMap<>();
-        for (Entry entry : readManifest(manifest, 0)) {
-            String text = byId.get(entry.id());
-            if (text == null) throw new IOException(hypotheses + ": no hypothesis for id " + entry.id());
-            byAudio.put(entry.audio(), text);
-        }
-        return byAudio::get;
+        return entry -> byId.get(entry.id());
     }
 
     private static void printSummary(Result result, PrintWriter out) {
@@ -153,7 +162,9 @@ public final class AsrEvaluation {
                 w.insertions(), w.referenceLength(), 100 * s.sentenceErrorRate());
     }
 
+    /** {@code text} cut to {@code width} code points, the last one an ellipsis (never half a surrogate pair). */
     private static String clip(String text, int width) {
-        return text.length() <= width ? text : text.substring(0, width - 1) + "…";
+        if (text.codePointCount(0, text.length()) <= width) return text;
+        return text.substring(0, text.offsetByCodePoints(0, width - 1)) + "…";
     }
 }

@@ -2,8 +2,10 @@ package xllm.eval;
 
 import java.text.Normalizer;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * Character and word error rates for ASR (English, Mandarin and mixed text), with the edit counts behind them.
@@ -24,7 +26,9 @@ import java.util.Locale;
  * alignments the backtrace prefers a match or substitution, then a deletion, then an insertion, so counts are
  * deterministic. A rate is (S + D + I) / N, N the reference length; an utterance with an empty reference has
  * N = 0 and its rate is I / 1 (every inserted token counts as one whole reference's worth of error), never
- * infinite. Corpus rates sum edits and reference lengths over utterances (micro average).
+ * infinite. Corpus rates sum edits and reference lengths over utterances (micro average). The alignment keeps two
+ * rows, not the table, and refuses more than {@link #MAX_ALIGNMENT_CELLS} cells, so a long text costs memory in
+ * proportion to its length and never runs for hours.
  */
 public final class ErrorRate {
 
@@ -110,18 +114,29 @@ public final class ErrorRate {
     /** Words of normalised text: space-separated runs, each CJK character its own word. */
     public static List<String> words(String normalised) {
         List<String> out = new ArrayList<>();
+        forEachWord(normalised, out::add);
+        return out;
+    }
+
+    private static void forEachWord(String normalised, java.util.function.Consumer<String> action) {
         StringBuilder word = new StringBuilder();
         normalised.codePoints().forEach(c -> {
             if (c == ' ' || isCjk(c)) {
-                if (word.length() > 0) out.add(word.toString());
+                if (word.length() > 0) action.accept(word.toString());
                 word.setLength(0);
-                if (c != ' ') out.add(new String(Character.toChars(c)));
+                if (c != ' ') action.accept(new String(Character.toChars(c)));
             } else {
                 word.appendCodePoint(c);
             }
         });
-        if (word.length() > 0) out.add(word.toString());
-        return out;
+        if (word.length() > 0) action.accept(word.toString());
+    }
+
+    /** The words of normalised text as ids of {@code vocabulary} (which grows), for {@link #align(int[], int[])}. */
+    private static int[] wordIds(String normalised, Map<String, Integer> vocabulary) {
+        java.util.stream.IntStream.Builder ids = java.util.stream.IntStream.builder();
+        forEachWord(normalised, word -> ids.add(vocabulary.computeIfAbsent(word, w -> vocabulary.size())));
+        return ids.build().toArray();
     }
 
     /** Code points of normalised text, as strings (so CER and WER share one alignment routine). */
@@ -135,8 +150,10 @@ public final class ErrorRate {
     public static Row score(String id, String reference, String hypothesis) {
         String ref = normalise(reference);
         String hyp = normalise(hypothesis);
-        return new Row(id, reference, hypothesis, ref, hyp, align(characters(ref), characters(hyp)),
-                align(words(ref), words(hyp)));
+        // tokens as ints (code points; word ids): a long text costs 4 bytes a token, not a String each
+        Map<String, Integer> vocabulary = new HashMap<>();
+        return new Row(id, reference, hypothesis, ref, hyp, align(ref.codePoints().toArray(), hyp.codePoints().toArray()),
+                align(wordIds(ref, vocabulary), wordIds(hyp, vocabulary)));
     }
 
     public static double cer(String reference, String hypothesis) {
@@ -158,39 +175,83 @@ public final class ErrorRate {
         return new Summary(rows.size(), exact, characters, words);
     }
 
-    /** Levenshtein alignment of token lists with S/D/I counts (deterministic tie-breaking, see class comment). */
+    /**
+     * Most dynamic-programming cells one alignment may take (the differing middle of reference × hypothesis, after
+     * their common prefix and suffix): 2³² cells, a few seconds. Larger is refused: an hour-long single utterance
+     * against an unrelated hypothesis would otherwise run for hours.
+     */
+    public static final long MAX_ALIGNMENT_CELLS = 1L << 32;
+
+    /**
+     * Levenshtein alignment of token lists with S/D/I counts (deterministic tie-breaking, see class comment), in
+     * memory linear in the hypothesis length.
+     *
+     * <p>The backtrace from a cell takes the same steps whichever path led the forward pass there, so each cell
+     * carries the counts of its own backtrace: the counts of the neighbour the backtrace would step to, plus that
+     * step. Two rows of (cost, S) then give the counts a full table's backtrace gives. A common prefix and
+     * suffix are matches on that backtrace (a matching last pair always lies on it: cost[i][j] = cost[i-1][j-1]),
+     * so only the middle is aligned.
+     *
+     * @throws IllegalArgumentException when the middle exceeds {@link #MAX_ALIGNMENT_CELLS}
+     */
     public static Edits align(List<String> reference, List<String> hypothesis) {
-        int n = reference.size(), m = hypothesis.size();
-        int[][] cost = new int[n + 1][m + 1]; // cost[i][j]: edits turning reference[:i] into hypothesis[:j]
-        for (int i = 0; i <= n; i++) cost[i][0] = i;
-        for (int j = 0; j <= m; j++) cost[0][j] = j;
-        for (int i = 1; i <= n; i++) {
-            for (int j = 1; j <= m; j++) {
-                int diagonal = cost[i - 1][j - 1] + (reference.get(i - 1).equals(hypothesis.get(j - 1)) ? 0 : 1);
-                cost[i][j] = Math.min(diagonal, Math.min(cost[i - 1][j], cost[i][j - 1]) + 1);
-            }
+        Map<String, Integer> vocabulary = new HashMap<>();
+        return align(tokenIds(reference, vocabulary), tokenIds(hypothesis, vocabulary));
+    }
+
+    /** As {@link #align(List, List)}, on tokens given as ints (equal tokens, equal ints). */
+    static Edits align(int[] ref, int[] hyp) {
+        int n = ref.length, m = hyp.length;
+        int prefix = 0;
+        while (prefix < n && prefix < m && ref[prefix] == hyp[prefix]) prefix++;
+        int suffix = 0;
+        while (suffix < n - prefix && suffix < m - prefix && ref[n - 1 - suffix] == hyp[m - 1 - suffix]) suffix++;
+        int rows = n - prefix - suffix, columns = m - prefix - suffix;
+        if ((long) (rows + 1) * (columns + 1) > MAX_ALIGNMENT_CELLS) {
+            throw new IllegalArgumentException("aligning " + n + " reference tokens with " + m + " hypothesis tokens "
+                    + "needs " + (long) (rows + 1) * (columns + 1) + " cells, over the limit of " + MAX_ALIGNMENT_CELLS
+                    + " (split the utterance)");
         }
-        int s = 0, d = 0, ins = 0;
-        int i = n, j = m;
-        while (i > 0 || j > 0) {
-            if (i > 0 && j > 0) {
-                boolean same = reference.get(i - 1).equals(hypothesis.get(j - 1));
-                if (cost[i][j] == cost[i - 1][j - 1] + (same ? 0 : 1)) {
-                    if (!same) s++;
-                    i--;
-                    j--;
-                    continue;
+        // Rows i - 1 (previous) and i of the middle: the cost and substitutions of each cell's backtrace. Its
+        // deletions and insertions follow: D + I = cost - S, and D - I = i - j (every step moves down, right or both).
+        int[] previousCost = new int[columns + 1], previousS = new int[columns + 1];
+        int[] cost = new int[columns + 1], s = new int[columns + 1];
+        for (int j = 0; j <= columns; j++) previousCost[j] = j; // row 0: the backtrace can only insert
+        for (int i = 1; i <= rows; i++) {
+            cost[0] = i; // column 0: the backtrace can only delete
+            s[0] = 0;
+            int token = ref[prefix + i - 1];
+            for (int j = 1; j <= columns; j++) {
+                int substitution = token == hyp[prefix + j - 1] ? 0 : 1;
+                int diagonal = previousCost[j - 1] + substitution, up = previousCost[j] + 1, left = cost[j - 1] + 1;
+                if (diagonal <= up && diagonal <= left) { // the backtrace prefers a match or substitution,
+                    cost[j] = diagonal;
+                    s[j] = previousS[j - 1] + substitution;
+                } else if (up <= left) { // then a deletion,
+                    cost[j] = up;
+                    s[j] = previousS[j];
+                } else { // then an insertion
+                    cost[j] = left;
+                    s[j] = s[j - 1];
                 }
             }
-            if (i > 0 && cost[i][j] == cost[i - 1][j] + 1) {
-                d++;
-                i--;
-            } else {
-                ins++;
-                j--;
-            }
+            int[] swap = previousCost;
+            previousCost = cost;
+            cost = swap;
+            swap = previousS;
+            previousS = s;
+            s = swap;
         }
-        return new Edits(s, d, ins, n);
+        int substitutions = previousS[columns], indels = previousCost[columns] - substitutions;
+        int deletions = (indels + rows - columns) / 2;
+        return new Edits(substitutions, deletions, indels - deletions, n);
+    }
+
+    /** Each token as a small integer (equal strings, equal ids), so the alignment loop compares ints. */
+    private static int[] tokenIds(List<String> tokens, Map<String, Integer> vocabulary) {
+        int[] ids = new int[tokens.size()];
+        for (int k = 0; k < ids.length; k++) ids[k] = vocabulary.computeIfAbsent(tokens.get(k), t -> vocabulary.size());
+        return ids;
     }
 
     /** Han, Hiragana or Katakana: the scripts written without spaces between words. */

@@ -1,7 +1,7 @@
 package xllm.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import xllm.data.ConversationSample;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
 import xllm.model.MediaChat;
@@ -9,13 +9,13 @@ import xllm.train.ProgressBar;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 
 /**
  * Exact-match accuracy of image (or video) question answering on a manifest (synthetic scenes carry a "task" field: caption,
@@ -29,6 +29,9 @@ import java.util.TreeMap;
  * {@code ./xllm bootstrap replies}) are asked with no typed question: the expected answer is the LLM's own reply to
  * the transcript, and besides exact match their rows report the word error rate of the answer against it (how far the
  * answer to the speech is from the answer to the text).
+ *
+ * <p>The whole manifest is read and checked first ({@link #readSamples}), so a bad line is reported with its file and
+ * line number before the model has answered anything.
  */
 public final class ImageQaEvaluation {
 
@@ -45,9 +48,20 @@ public final class ImageQaEvaluation {
 
     private ImageQaEvaluation() {}
 
-    /** Lower case, no leading/trailing spaces or sentence punctuation (ASCII and CJK). */
+    /**
+     * Lower case, no leading/trailing spaces or punctuation (ASCII, and the CJK 。，！？). A scan from both ends, not
+     * a trailing-run pattern, which backtracks quadratically over a long run of punctuation inside the text.
+     */
     public static String normalise(String text) {
-        return text.strip().toLowerCase(java.util.Locale.ROOT).replaceAll("^[\\p{Punct}\\s。，！？]+|[\\p{Punct}\\s。，！？]+$", "");
+        String s = text.strip().toLowerCase(java.util.Locale.ROOT);
+        int start = 0, end = s.length();
+        while (start < end && isTrimmed(s.charAt(start))) start++;
+        while (end > start && isTrimmed(s.charAt(end - 1))) end--;
+        return s.substring(start, end);
+    }
+
+    private static boolean isTrimmed(char c) {
+        return "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \t\n\u000B\f\r。，！？".indexOf(c) >= 0;
     }
 
     /** Whether {@code answer} contains one of the strings of the JSON array {@code keywords} (case-insensitive). */
@@ -59,55 +73,61 @@ public final class ImageQaEvaluation {
         return false;
     }
 
+    /** The model under evaluation: its greedy answer, of at most {@code maxTokens}, to a question about a file. */
+    @FunctionalInterface
+    public interface Model {
+        String answer(Path media, String question, int maxTokens) throws IOException;
+    }
+
+    /**
+     * One checked manifest line. {@code spoken}: an audio sample without a typed question (the speech is the
+     * question); {@code keywords}: an array of strings, empty when the line has none; {@code attributes}: a scene
+     * description's, null for other samples.
+     */
+    public record Sample(String id, String task, String language, Path media, String question, String expected,
+                         boolean spoken, JsonNode keywords, JsonNode attributes) {
+    }
+
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
         return run(chat, manifest, limit, null, log);
     }
 
-    /** As above, only samples whose "task" is {@code task} (null: all). */
+    /**
+     * As below, asking {@code chat}: the checkpoint decides the modality, so an align-image checkpoint reads each
+     * sample's "image", an align-video one its "video", an align-speech one its "audio".
+     */
     public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, String task, PrintStream log)
             throws IOException {
-        ObjectMapper json = new ObjectMapper();
+        return run(answering(chat), readSamples(manifest, limit, task, MediaChat.flag(chat.modality())), log);
+    }
+
+    /** {@code chat} as the model under evaluation. */
+    public static Model answering(MediaChat chat) {
+        return (media, question, maxTokens) -> chat.answer(media, question, Generator.Options.greedy(maxTokens), null).text();
+    }
+
+    /** Scores {@code model} on {@code samples} ({@link #readSamples}); {@code log}, when given, gets each wrong answer. */
+    public static Map<String, Score> run(Model model, List<Sample> samples, PrintStream log) throws IOException {
         Map<String, int[]> counts = new TreeMap<>();
         Map<String, List<ErrorRate.Row>> replies = new TreeMap<>();
-        List<JsonNode> samples = new ArrayList<>();
-        List<String> lines = Files.readAllLines(manifest, StandardCharsets.UTF_8);
-        for (int n = 0; n < lines.size() && (limit <= 0 || samples.size() < limit); n++) {
-            if (lines.get(n).isBlank()) continue;
-            JsonNode node;
-            try {
-                node = json.readTree(lines.get(n));
-            } catch (com.fasterxml.jackson.core.JacksonException e) {
-                throw new IOException(manifest + ":" + (n + 1) + ": not a JSON object: " + e.getOriginalMessage(), e);
-            }
-            if (task == null || task.equals(node.path("task").asText())) samples.add(node);
-        }
         ProgressBar progress = ProgressBar.stderr(samples.size(), "sample");
         int done = 0;
-        for (JsonNode node : samples) {
-            String row = node.path("task").asText("all") + "/" + node.path("language").asText("?");
-            // exactly the question the interface was trained on (the <video> placeholder was echoed back otherwise)
-            String question = xllm.data.ConversationSample.questionText(node.get("conversations").get(0).get("value").asText());
-            String expected = node.get("conversations").get(1).get("value").asText();
-            String field = node.has("image") ? "image" : node.has("video") ? "video" : "audio";
-            if (!node.hasNonNull(field)) throw new IOException(manifest + ": sample " + node.path("id") + " has no image, video or audio");
-            Path image = manifest.toAbsolutePath().getParent().resolve(node.get(field).asText());
-            boolean spoken = field.equals("audio") && question.isEmpty();
+        for (Sample sample : samples) {
+            String row = sample.task() + "/" + sample.language();
             // a spoken question's expected answer is a sentence (the LLM's reply, up to 40 tokens); others are words
-            String answer = chat.answer(image, question, Generator.Options.greedy(spoken ? 48 : 24), null).text();
-            boolean right = normalise(answer).equals(normalise(expected)) || containsKeyword(answer, node.path("keywords"));
+            String answer = model.answer(sample.media(), sample.question(), sample.spoken() ? 48 : 24);
+            boolean right = normalise(answer).equals(normalise(sample.expected()))
+                    || containsKeyword(answer, sample.keywords());
             int[] c = counts.computeIfAbsent(row, k -> new int[2]);
             c[0] += right ? 1 : 0;
             c[1]++;
             done++;
-            if (spoken) {
-                replies.computeIfAbsent(row, k -> new ArrayList<>()).add(ErrorRate.score(node.get("id").asText(), expected, answer));
+            if (sample.spoken()) {
+                replies.computeIfAbsent(row, k -> new ArrayList<>()).add(ErrorRate.score(sample.id(), sample.expected(), answer));
             }
-            if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", node.get("id").asText(), expected, answer.strip());
+            if (log != null && !right) log.printf("  %s: expected '%s', got '%s'%n", sample.id(), sample.expected(), answer.strip());
             progress.update(done, Double.NaN, Double.NaN, 1);
-            String kind = node.path("task").asText();
-            if ((kind.equals("caption") || kind.equals("describe")) && node.path("attributes").has("count")) { // scenes
-                scoreAttributes(node.get("attributes"), answer, counts);
-            }
+            if (sample.attributes() != null) scoreAttributes(sample.attributes(), answer, counts); // scene descriptions
         }
         progress.finish();
         Map<String, Score> scores = new TreeMap<>();
@@ -124,6 +144,74 @@ public final class ImageQaEvaluation {
         }
         scores.put("overall", new Score(correct, total, allReplies.isEmpty() ? Double.NaN : ErrorRate.summarise(allReplies).wer()));
         return scores;
+    }
+
+    /**
+     * Reads and checks the samples to evaluate: the first {@code limit} (≤ 0: all) whose "task" is {@code task}
+     * (null: all). Each needs a string "id", the media file {@code mediaField} (relative to the manifest), and
+     * "conversations": a human turn (the question; without a typed question an audio sample is a spoken question)
+     * then a gpt turn (the non-blank expected answer); "task", "language" must be strings and "keywords" an array
+     * of strings when present. A caption or describe sample with "attributes" is scored attribute by attribute, so
+     * these need string "colour" and "shape" and an integer "count". Errors name the file and line.
+     */
+    public static List<Sample> readSamples(Path manifest, int limit, String task, String mediaField) throws IOException {
+        Path base = manifest.toAbsolutePath().getParent();
+        List<Sample> samples = new ArrayList<>();
+        Set<String> tasks = new TreeSet<>();
+        JsonLines.read(manifest, line -> {
+            JsonNode node = line.object();
+            String id = line.string("id");
+            String kind = line.string("task", "all");
+            tasks.add(kind);
+            String language = line.string("language", "?");
+            JsonNode conversations = node.path("conversations");
+            if (!conversations.isArray() || conversations.size() != 2) {
+                throw new IOException(line.where() + ": \"conversations\" must be [human turn, gpt turn]");
+            }
+            String question = ConversationSample.questionText(turn(line, conversations, 0, "human"));
+            String expected = turn(line, conversations, 1, "gpt");
+            if (expected.isBlank()) throw new IOException(line.where() + ": empty answer");
+            JsonNode keywords = node.path("keywords");
+            if (!keywords.isMissingNode() && !(keywords.isArray() && allText(keywords))) {
+                throw new IOException(line.where() + ": \"keywords\" must be an array of strings");
+            }
+            JsonNode attributes = node.get("attributes");
+            boolean scene = (kind.equals("caption") || kind.equals("describe")) && attributes != null && attributes.has("count");
+            if (scene && !(attributes.path("colour").isTextual() && attributes.path("shape").isTextual()
+                    && attributes.get("count").canConvertToInt() && attributes.get("count").isIntegralNumber())) {
+                throw new IOException(line.where() + ": \"attributes\" of a scene description must have string "
+                        + "\"colour\" and \"shape\" and an integer \"count\"");
+            }
+            Path media = line.media(mediaField, base);
+            if (task == null || task.equals(kind)) {
+                boolean spoken = mediaField.equals("audio") && question.isEmpty();
+                samples.add(new Sample(id, kind, language, media, question, expected, spoken, keywords,
+                        scene ? attributes : null));
+            }
+            return limit <= 0 || samples.size() < limit;
+        });
+        if (samples.isEmpty()) {
+            throw new IOException(manifest + ": no samples" + (task == null ? "" : " of task \"" + task + "\" (tasks: "
+                    + String.join(", ", tasks) + ")"));
+        }
+        return samples;
+    }
+
+    /** The value of turn {@code index}, which must come from {@code from}. */
+    private static String turn(JsonLines.Line line, JsonNode conversations, int index, String from) throws IOException {
+        JsonNode turn = conversations.get(index);
+        if (!from.equals(turn.path("from").asText(null))) {
+            throw new IOException(line.where() + ": conversations must be one human turn then one gpt turn");
+        }
+        if (!turn.path("value").isTextual()) {
+            throw new IOException(line.where() + ": the " + from + " turn's \"value\" must be a string");
+        }
+        return turn.get("value").asText();
+    }
+
+    private static boolean allText(JsonNode array) {
+        for (JsonNode element : array) if (!element.isTextual()) return false;
+        return true;
     }
 
     private static final String[] COUNT_WORDS_ENGLISH = {"zero", "one", "two", "three", "four"};

@@ -9,12 +9,13 @@ import xllm.hub.ModelStore;
 import xllm.model.MediaChat;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code ./xllm eval ...}: evaluations that print a per-task table. */
 @Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a trained model.",
-        subcommands = {EvalCommand.Image.class, EvalCommand.Asr.class})
+        subcommands = {EvalCommand.Image.class, EvalCommand.Video.class, EvalCommand.Spoken.class, EvalCommand.Asr.class})
 public final class EvalCommand implements Runnable {
 
     @Override
@@ -22,28 +23,54 @@ public final class EvalCommand implements Runnable {
         picocli.CommandLine.usage(this, System.out);
     }
 
-    @Command(name = "image", aliases = {"video", "spoken"}, mixinStandardHelpOptions = true,
-            description = {"Exact-match accuracy of greedy answers on an image-, video- or spoken-question manifest (per "
-                    + "task and language); scene descriptions are also scored attribute by attribute (colour, shape, "
-                    + "count).",
-                    "The checkpoint decides the modality: an align-image checkpoint reads \"image\", an align-video "
-                            + "one \"video\", an align-speech one \"audio\". A spoken question (human turn only "
-                            + "<audio>, `bootstrap replies`) is asked with no typed text; its rows also give the word "
-                            + "error rate of the answers against the LLM's replies to the transcripts."})
-    static final class Image implements Callable<Integer> {
+    /**
+     * {@code ./xllm eval image|video|spoken}: exact-match accuracy of greedy answers ({@link ImageQaEvaluation}). One
+     * subcommand per modality, each with its own usage; the checkpoint must have that modality's interface.
+     */
+    abstract static class MediaQuestions implements Callable<Integer> {
         @Option(names = {"-m", "--model"}, required = true, description = "Training checkpoint directory.") String model;
         @Option(names = "--data", required = true, description = "JSONL manifest (LLaVA style).") Path data;
         @Option(names = "--limit", defaultValue = "0", description = "Evaluate only the first N samples (0 = all).") int limit;
         @Option(names = "--show-errors", description = "Print each wrong answer on stderr.") boolean showErrors;
         @Option(names = "--task", description = "Only samples of this task (e.g. direction, caption).") String task;
-        @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).") int frames;
+
+        /** "Image", "Video" or "Speech": the interface the checkpoint must have ({@link MediaChat#modality}). */
+        abstract String modality();
+
+        /** Frames sampled per video (0: the training recipe's). */
+        int frames() {
+            return 0;
+        }
+
+        /** The subcommand that evaluates a checkpoint of {@code modality}. */
+        static String subcommand(String modality) {
+            return switch (modality) {
+                case "Image" -> "image";
+                case "Video" -> "video";
+                default -> "spoken";
+            };
+        }
+
+        /** Fails, naming the checkpoint and the subcommand to use, when {@code command} does not take its modality. */
+        static void requireModality(String command, String modality, Path checkpoint) {
+            if (!subcommand(modality).equals(command)) {
+                throw new IllegalArgumentException(checkpoint + " has a " + MediaChat.flag(modality) + " interface: "
+                        + "evaluate it with ./xllm eval " + subcommand(modality));
+            }
+        }
 
         @Override
         public Integer call() throws Exception {
+            requireAtLeastZero("--limit", limit);
+            requireAtLeastZero("--frames", frames());
+            // the manifest is checked before the model is loaded
+            List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task,
+                    MediaChat.flag(modality()));
             Path checkpoint = ModelStore.defaultStore().resolve(model);
-            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames, manager)) {
-                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(chat, data, limit, task,
-                        showErrors ? System.err : null);
+            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames(), manager)) {
+                requireModality(subcommand(modality()), chat.modality(), checkpoint);
+                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(ImageQaEvaluation.answering(chat),
+                        samples, showErrors ? System.err : null);
                 boolean spoken = scores.values().stream().anyMatch(s -> !Double.isNaN(s.wer()));
                 System.out.printf("%-16s %8s %8s %9s%s%n", "task", "correct", "total", "accuracy", spoken ? "       WER" : "");
                 scores.forEach((task, s) -> System.out.printf("%-16s %8d %8d %8.1f%%%s%n", task, s.correct(), s.total(),
@@ -51,6 +78,53 @@ public final class EvalCommand implements Runnable {
             }
             return 0;
         }
+    }
+
+    @Command(name = "image", mixinStandardHelpOptions = true,
+            description = {"Exact-match accuracy of greedy answers on an image-question manifest (per task and "
+                    + "language); scene descriptions are also scored attribute by attribute (colour, shape, count), "
+                    + "and a sample with \"keywords\" is also right when the answer contains one.",
+                    "Needs an align-image checkpoint; each sample's \"image\" is read."})
+    static final class Image extends MediaQuestions {
+        @Override
+        String modality() {
+            return "Image";
+        }
+    }
+
+    @Command(name = "video", mixinStandardHelpOptions = true,
+            description = {"Exact-match accuracy of greedy answers on a video-question manifest (per task and "
+                    + "language).",
+                    "Needs an align-video checkpoint; each sample's \"video\" is read."})
+    static final class Video extends MediaQuestions {
+        @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).") int frames;
+
+        @Override
+        String modality() {
+            return "Video";
+        }
+
+        @Override
+        int frames() {
+            return frames;
+        }
+    }
+
+    @Command(name = "spoken", mixinStandardHelpOptions = true,
+            description = {"Exact-match accuracy of greedy answers on a speech manifest (per task and language).",
+                    "Needs an align-speech checkpoint; each sample's \"audio\" is read. A spoken question (human "
+                            + "turn only <audio>, `bootstrap replies`) is asked with no typed text; its rows also give "
+                            + "the word error rate of the answers against the LLM's replies to the transcripts."})
+    static final class Spoken extends MediaQuestions {
+        @Override
+        String modality() {
+            return "Speech";
+        }
+    }
+
+    /** Refuses a negative count, naming the option. */
+    static void requireAtLeastZero(String option, int value) {
+        if (value < 0) throw new IllegalArgumentException(option + " must be 0 or more, got " + value);
     }
 
     /**
@@ -75,33 +149,35 @@ public final class EvalCommand implements Runnable {
         public Integer call() throws Exception {
             java.io.PrintWriter out = spec.commandLine().getOut();
             if ((model == null) == (hypotheses == null)) throw new IllegalArgumentException("give exactly one of --model, --hyp");
+            requireAtLeastZero("--limit", limit);
             if (hypotheses != null) {
                 AsrEvaluation.run(AsrEvaluation.hypothesesFrom(data, hypotheses), data, limit, out);
                 return 0;
             }
+            List<AsrEvaluation.Entry> entries = AsrEvaluation.readManifest(data, limit); // checked before the model loads
             Path checkpoint = ModelStore.defaultStore().resolve(model);
             if (xllm.speech.CifAsrModel.isCheckpoint(checkpoint)) {
                 try (xllm.speech.CifAsrModel asr = xllm.speech.CifAsrModel.load(checkpoint)) {
-                    AsrEvaluation.run(wav -> {
+                    AsrEvaluation.run(entry -> {
                         try {
-                            return asr.transcribe(wav);
+                            return asr.transcribe(entry.audio());
                         } catch (java.io.IOException e) {
                             throw new java.io.UncheckedIOException(e);
                         }
-                    }, data, limit, out);
+                    }, data, entries, out);
                 }
                 return 0;
             }
             try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
                 chat.requireModality("Speech", checkpoint);
-                AsrEvaluation.run(wav -> {
+                AsrEvaluation.run(entry -> {
                     try {
-                        return chat.answer(wav, xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
+                        return chat.answer(entry.audio(), xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
                                 xllm.llm.Generator.Options.greedy(64), null).text().strip();
                     } catch (java.io.IOException e) {
                         throw new java.io.UncheckedIOException(e);
                     }
-                }, data, limit, out);
+                }, data, entries, out);
             }
             return 0;
         }

@@ -2,9 +2,16 @@ package xllm.eval;
 
 import org.junit.jupiter.api.Test;
 
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** CER / WER on hand-counted cases; normalisation of case, punctuation, width and CJK spacing. */
 class ErrorRateTest {
@@ -81,5 +88,118 @@ class ErrorRateTest {
         assertEquals(2 / 9.0, summary.wer(), 1e-12);
         assertEquals(5 / 35.0, summary.cer(), 1e-12); // 22 + 13 characters
         assertEquals(0.5, summary.sentenceErrorRate(), 1e-12);
+    }
+
+    /** The full-table alignment with its backtrace, as the class comment describes it: the reference for align. */
+    private static ErrorRate.Edits fullTable(List<String> reference, List<String> hypothesis) {
+        int n = reference.size(), m = hypothesis.size();
+        int[][] cost = new int[n + 1][m + 1];
+        for (int i = 0; i <= n; i++) cost[i][0] = i;
+        for (int j = 0; j <= m; j++) cost[0][j] = j;
+        for (int i = 1; i <= n; i++) {
+            for (int j = 1; j <= m; j++) {
+                int diagonal = cost[i - 1][j - 1] + (reference.get(i - 1).equals(hypothesis.get(j - 1)) ? 0 : 1);
+                cost[i][j] = Math.min(diagonal, Math.min(cost[i - 1][j], cost[i][j - 1]) + 1);
+            }
+        }
+        int s = 0, d = 0, ins = 0;
+        for (int i = n, j = m; i > 0 || j > 0; ) {
+            boolean same = i > 0 && j > 0 && reference.get(i - 1).equals(hypothesis.get(j - 1));
+            if (i > 0 && j > 0 && cost[i][j] == cost[i - 1][j - 1] + (same ? 0 : 1)) {
+                if (!same) s++;
+                i--;
+                j--;
+            } else if (i > 0 && cost[i][j] == cost[i - 1][j] + 1) {
+                d++;
+                i--;
+            } else {
+                ins++;
+                j--;
+            }
+        }
+        return new ErrorRate.Edits(s, d, ins, n);
+    }
+
+    @Test
+    void alignGivesTheFullTableCountsOnRandomTexts() {
+        Random random = new Random(12);
+        for (int trial = 0; trial < 20_000; trial++) {
+            List<String> reference = randomTokens(random), hypothesis = randomTokens(random);
+            assertEquals(fullTable(reference, hypothesis), ErrorRate.align(reference, hypothesis),
+                    reference + " vs " + hypothesis);
+            // score's own tokens (code points, word ids) give the same counts as the token lists
+            String ref = String.join(" ", reference).replace('d', '你'), hyp = String.join("", hypothesis);
+            ErrorRate.Row row = ErrorRate.score("r", ref, hyp);
+            assertEquals(fullTable(ErrorRate.characters(row.normalisedReference()),
+                    ErrorRate.characters(row.normalisedHypothesis())), row.characters(), ref + " vs " + hyp);
+            assertEquals(fullTable(ErrorRate.words(row.normalisedReference()), ErrorRate.words(row.normalisedHypothesis())),
+                    row.words(), ref + " vs " + hyp);
+        }
+    }
+
+    private static List<String> randomTokens(Random random) {
+        List<String> tokens = new ArrayList<>();
+        int length = random.nextInt(13), alphabet = 1 + random.nextInt(4);
+        for (int i = 0; i < length; i++) tokens.add(String.valueOf((char) ('a' + random.nextInt(alphabet))));
+        return tokens;
+    }
+
+    @Test
+    void aLongNearlyRightTranscriptIsScoredWithoutATable() {
+        // a full (n+1)·(m+1) table would be 160 GB; only the differing middle needs aligning
+        String reference = "abcdefghij".repeat(20_000);
+        String hypothesis = reference.substring(0, 100_000) + "x" + reference.substring(100_001);
+        ErrorRate.Row row = ErrorRate.score("long", reference, hypothesis);
+        assertEquals(new ErrorRate.Edits(1, 0, 0, 200_000), row.characters());
+        assertEquals(new ErrorRate.Edits(1, 0, 0, 1), row.words());
+    }
+
+    @Test
+    void aLongReferenceAlignsInMemoryLinearInItsLength() throws Exception {
+        // 200,000 × 200 characters: a table of ints would need 160 MB; the child has 48 MB
+        // no character of the hypothesis occurs in the reference: 200 substitutions, the rest deleted
+        assertEquals(new ErrorRate.Edits(200, 199_800, 0, 200_000).toString(), scoreInAChild("48m", "table"));
+    }
+
+    @Test
+    void aTextThatNormalisationExpandsIsScoredAtFourBytesAToken() throws Exception {
+        // NFKC turns U+FDFA into 18 characters (4 words): 131,072 of them are 2.4 million characters, which cost
+        // over 80 MB as one String each
+        assertEquals(new ErrorRate.Edits(10, 2_359_285, 0, 2_359_296).toString(), scoreInAChild("80m", "nfkc"));
+    }
+
+    /** Character edits of {@link ScoreInAChild} {@code which}, computed in a child JVM with {@code heap}. */
+    private static String scoreInAChild(String heap, String which) throws Exception {
+        Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx" + heap, "-cp", testClassPath(), ScoreInAChild.class.getName(), which)
+                .redirectErrorStream(true).start();
+        String output = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(child.waitFor(60, TimeUnit.SECONDS), "child did not finish");
+        assertEquals(0, child.exitValue(), output);
+        return output.strip();
+    }
+
+    /** Run in a child JVM with a small heap by the tests above. */
+    public static final class ScoreInAChild {
+        public static void main(String[] args) {
+            ErrorRate.Row row = args[0].equals("table") ? ErrorRate.score("long", "ab".repeat(100_000), "xy".repeat(100))
+                    : ErrorRate.score("nfkc", "\uFDFA".repeat(131_072), "hello world");
+            System.out.println(row.characters());
+        }
+    }
+
+    private static String testClassPath() {
+        String surefire = System.getProperty("surefire.test.class.path");
+        return surefire != null && !surefire.isBlank() ? surefire : System.getProperty("java.class.path");
+    }
+
+    @Test
+    void anAlignmentTooLargeToFinishIsRefusedWithItsSizeAndTheLimit() {
+        List<String> reference = ErrorRate.characters("a".repeat(100_000));
+        List<String> hypothesis = ErrorRate.characters("b".repeat(100_000));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ErrorRate.align(reference, hypothesis));
+        assertTrue(e.getMessage().contains("100000 reference tokens") && e.getMessage().contains("100000 hypothesis")
+                && e.getMessage().contains(String.valueOf(ErrorRate.MAX_ALIGNMENT_CELLS)), e.getMessage());
     }
 }

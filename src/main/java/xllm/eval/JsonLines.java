@@ -1,0 +1,144 @@
+package xllm.eval;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+
+/**
+ * Strict reading of the evaluations' JSONL files (manifests, stored hypotheses): one JSON object per line, blank
+ * lines skipped. Every error is one line naming {@code file:line} and the problem: a missing file or a directory,
+ * bytes that are not UTF-8, a line over {@link #MAX_LINE_CHARS} (refused before it is held in memory), invalid JSON
+ * (including a second value on the line and a key given twice, which would otherwise be dropped silently), a value
+ * that is not an object, and a field of the wrong type.
+ */
+final class JsonLines {
+
+    /**
+     * Longest line accepted, in characters. A manifest line is a few hundred; a transcript of the longest audio
+     * accepted (600 s) a few thousand. 256 Ki leaves room for long texts yet bounds what scoring one line costs:
+     * NFKC may expand a character up to 18-fold, so about 120 MB and seconds at worst.
+     */
+    static final int MAX_LINE_CHARS = 1 << 18;
+
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
+    /** The object on line {@code number} of {@code file}; {@code where} is "file:number" for messages. */
+    record Line(JsonNode object, int number, String where) {
+
+        /** The string field {@code name}; an error when it is absent, null or not a string. */
+        String string(String name) throws IOException {
+            JsonNode value = object.get(name);
+            if (value == null || value.isNull()) throw new IOException(where + ": missing string field \"" + name + "\"");
+            if (!value.isTextual()) throw wrongType(name, "a string", value);
+            return value.asText();
+        }
+
+        /** The string field {@code name}, or {@code fallback} when it is absent or null. */
+        String string(String name, String fallback) throws IOException {
+            JsonNode value = object.get(name);
+            return value == null || value.isNull() ? fallback : string(name);
+        }
+
+        IOException wrongType(String name, String expected, JsonNode value) {
+            return new IOException(where + ": field \"" + name + "\" must be " + expected + ", not "
+                    + value.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
+        }
+
+        /**
+         * The media file named by string field {@code field}, resolved against {@code base} (the manifest's
+         * directory); an error when the name is not a path or no regular file is there.
+         */
+        Path media(String field, Path base) throws IOException {
+            String name = string(field);
+            Path path;
+            try {
+                path = base.resolve(name);
+            } catch (InvalidPathException e) {
+                throw new IOException(where + ": " + field + " is not a file path (" + e.getReason() + ")");
+            }
+            if (!Files.isRegularFile(path)) throw new IOException(where + ": " + field + " file not found: " + path);
+            return path;
+        }
+    }
+
+    /** Receives each object in file order; returns false to stop reading. */
+    interface Visitor {
+        boolean accept(Line line) throws IOException;
+    }
+
+    private JsonLines() {}
+
+    /** Reads {@code file} line by line, handing each object to {@code visitor} until it returns false. */
+    static void read(Path file, Visitor visitor) throws IOException {
+        if (Files.isDirectory(file)) throw new IOException(file + ": is a directory, not a JSONL file");
+        BufferedReader reader;
+        try {
+            // a decoder that reports malformed input rather than replacing it, so bad bytes are named
+            reader = new BufferedReader(new InputStreamReader(Files.newInputStream(file),
+                    StandardCharsets.UTF_8.newDecoder()));
+        } catch (NoSuchFileException e) {
+            throw new IOException(file + ": no such file");
+        }
+        try (reader) {
+            StringBuilder text = new StringBuilder();
+            for (int number = 1; ; number++) {
+                String where = file + ":" + number;
+                boolean more;
+                try {
+                    more = readLine(reader, text, where);
+                } catch (CharacterCodingException e) {
+                    throw new IOException(where + ": not UTF-8 text");
+                }
+                if (number == 1 && !text.isEmpty() && text.charAt(0) == '\uFEFF') text.deleteCharAt(0); // a BOM
+                if (!text.toString().isBlank() && !visitor.accept(new Line(parse(text.toString(), where), number, where))) {
+                    return;
+                }
+                if (!more) return;
+            }
+        }
+    }
+
+    /** Reads one line into {@code text} (without its end); false at the end of the file. */
+    private static boolean readLine(BufferedReader reader, StringBuilder text, String where) throws IOException {
+        text.setLength(0);
+        for (int c; (c = reader.read()) >= 0; ) {
+            if (c == '\n') {
+                if (!text.isEmpty() && text.charAt(text.length() - 1) == '\r') text.setLength(text.length() - 1);
+                return true;
+            }
+            if (text.length() == MAX_LINE_CHARS) {
+                throw new IOException(where + ": line longer than " + MAX_LINE_CHARS + " characters");
+            }
+            text.append((char) c);
+        }
+        return false;
+    }
+
+    private static JsonNode parse(String text, String where) throws IOException {
+        JsonNode node;
+        try {
+            node = JSON.readTree(text);
+        } catch (JacksonException e) {
+            String problem = e.getOriginalMessage().startsWith("Trailing token") ? "a second value follows the first"
+                    : e.getOriginalMessage();
+            throw new IOException(where + ": not valid JSON: " + problem);
+        }
+        if (!node.isObject()) throw new IOException(where + ": expected a JSON object, not "
+                + node.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
+        return node;
+    }
+}
