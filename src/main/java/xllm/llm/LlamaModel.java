@@ -23,6 +23,10 @@ import xllm.tensor.TransformerOps;
  * gate/up projections are concatenated into one matrix each, and 1/sqrt(hd) is folded into the query projection.
  * Parity with transformers is tested in {@code LlamaParityTest} (logits ≤ 1e-3 for SmolLM2-135M, ≤ 1e-4 for the tiny
  * random checkpoints) and the cache against full recomputation in {@code LlamaModelTest}.
+ *
+ * <p>Memory grows linearly with the prompt: each layer frees its intermediates when it ends, and {@link #prefill}
+ * feeds a prompt through the KV cache in chunks, so no (T, T) attention score matrix is ever formed in generation
+ * ({@code LlamaModelTest.prefillPeakMemoryGrowsLinearlyWithPromptLength}).
  */
 public final class LlamaModel implements AutoCloseable {
 
@@ -104,7 +108,8 @@ public final class LlamaModel implements AutoCloseable {
      * (the final gain lives in {@link #logits}). With a cache, keys/values are appended at {@code cache.length()} and
      * attention sees the whole history; without, attention is over these T positions only.
      *
-     * @param inputEmbeddings (B, T, D) token or modality embeddings; intermediate arrays attach to its manager
+     * @param inputEmbeddings (B, T, D) token or modality embeddings; the result (and the RoPE rows and mask shared by
+     *                        the layers) attach to its manager, each layer's intermediates are freed as it ends
      * @param positions       (B, T) RoPE position of each token (left padding gives rows different offsets)
      * @param tokenValid      (B, T) false marks padding tokens, which no query attends to
      * @param cache           key/value history, or null for a single full pass (training)
