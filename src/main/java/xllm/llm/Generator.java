@@ -36,7 +36,8 @@ public final class Generator {
         void onText(int row, String delta);
     }
 
-    public enum FinishReason { STOP, LENGTH }
+    /** STOP: an end token or stop string; LENGTH: the token budget; CONTEXT: the model's context is full. */
+    public enum FinishReason { STOP, LENGTH, CONTEXT }
 
     public record Completion(long[] tokenIds, String text, FinishReason finishReason, int promptTokens) {}
 
@@ -66,10 +67,10 @@ public final class Generator {
 
     /** Generates for token-id prompts (any lengths; they are left-padded into one batch). */
     public List<Completion> generate(List<long[]> prompts, Options options, StreamListener listener) {
+        int batch = prompts.size();
+        int longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0);
+        requireRoomForReply(longest);
         try (NDManager request = model.manager().newSubManager()) {
-            int batch = prompts.size();
-            int longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0);
-            if (longest == 0) throw new IllegalArgumentException("empty prompt");
             long[] padded = new long[batch * longest];
             boolean[][] valid = new boolean[batch][longest];
             for (int b = 0; b < batch; b++) {
@@ -91,11 +92,11 @@ public final class Generator {
                                                    Options options, StreamListener listener) {
         Shape shape = promptEmbeddings.getShape();
         int batch = (int) shape.get(0), promptLength = (int) shape.get(1);
-        int capacity = promptLength + options.maxNewTokens();
-        if (capacity > model.config().maxPositions()) {
-            throw new IllegalArgumentException("prompt of " + promptLength + " tokens + " + options.maxNewTokens()
-                    + " new tokens exceeds the model's context of " + model.config().maxPositions());
-        }
+        requireRoomForReply(promptLength);
+        // The budget is the caller's number (--max-tokens may be 2³¹−1): generation stops where the context ends, and
+        // the cache starts at what a typical reply needs and grows from there.
+        int budget = (int) Math.min(options.maxNewTokens(), (long) model.config().maxPositions() - promptLength);
+        int capacity = promptLength + Math.min(budget, INITIAL_REPLY_POSITIONS);
         long[][] positions = new long[batch][promptLength];
         int[] lengths = new int[batch];
         for (int b = 0; b < batch; b++) {
@@ -108,18 +109,17 @@ public final class Generator {
         Row[] rows = new Row[batch];
         for (int b = 0; b < batch; b++) {
             long[] ids = promptIds == null ? new long[0] : promptIds.get(b);
-            rows[b] = new Row(b, ids, options, listener);
+            rows[b] = new Row(b, ids, budget, options, listener);
         }
         try (NDManager request = model.manager().newSubManager();
-             KvCache cache = model.newCache(request, batch, Math.max(capacity, 1))) {
+             KvCache cache = model.newCache(request, batch, capacity)) {
             float[][] logits;
             try (NDManager step = request.newSubManager()) {
                 NDArray embeddings = promptEmbeddings.duplicate();
                 embeddings.attach(step);
-                NDArray hidden = model.hiddenStates(embeddings, positions, valid, cache);
-                logits = lastLogits(hidden);
+                logits = lastLogits(model.prefill(embeddings, positions, valid, cache));
             }
-            for (int produced = 0; produced < options.maxNewTokens(); produced++) {
+            for (int produced = 0; produced < budget; produced++) {
                 long[] next = new long[batch];
                 boolean anyActive = false;
                 for (Row row : rows) {
@@ -129,7 +129,7 @@ public final class Generator {
                     }
                     next[row.index] = row.lastToken();
                 }
-                if (!anyActive || produced == options.maxNewTokens() - 1) break;
+                if (!anyActive || produced == budget - 1) break;
                 long[][] nextPositions = new long[batch][1];
                 boolean[][] nextValid = new boolean[batch][1];
                 for (int b = 0; b < batch; b++) {
@@ -143,9 +143,27 @@ public final class Generator {
                 }
             }
         }
+        FinishReason outOfTokens = budget < options.maxNewTokens() ? FinishReason.CONTEXT : FinishReason.LENGTH;
         List<Completion> out = new ArrayList<>();
-        for (int b = 0; b < batch; b++) out.add(rows[b].finish(lengths[b]));
+        for (int b = 0; b < batch; b++) out.add(rows[b].finish(lengths[b], outOfTokens));
         return out;
+    }
+
+    /** Positions the KV cache holds for new tokens at first; it grows (doubling) when a reply runs longer. */
+    private static final int INITIAL_REPLY_POSITIONS = 256;
+
+    /** A prompt must leave at least one position of the context for the reply; checked before anything is allocated. */
+    private void requireRoomForReply(int promptLength) {
+        if (promptLength == 0) throw new IllegalArgumentException("empty prompt");
+        int context = model.config().maxPositions();
+        if (promptLength > context) {
+            throw new IllegalArgumentException("prompt of " + promptLength + " tokens exceeds the model's context of "
+                    + context + " tokens");
+        }
+        if (promptLength == context) {
+            throw new IllegalArgumentException("prompt of " + promptLength + " tokens fills the model's context of "
+                    + context + " tokens, leaving no room for a reply");
+        }
     }
 
     /** Logits of the last position of each row, copied to the host: (B, V). */
@@ -169,17 +187,16 @@ public final class Generator {
         final long[] seen;
         int seenCount;
         final List<Long> generated = new ArrayList<>();
-        boolean finished;
-        FinishReason reason = FinishReason.LENGTH;
+        boolean finished;  // an end token or stop string ended the row
         String text = "";
         int emitted;
 
-        Row(int index, long[] promptIds, Options options, StreamListener listener) {
+        Row(int index, long[] promptIds, int budget, Options options, StreamListener listener) {
             this.index = index;
             this.options = options;
             this.listener = listener;
             this.sampler = new Sampler(options.sampling());
-            this.seen = Arrays.copyOf(promptIds, promptIds.length + options.maxNewTokens());
+            this.seen = Arrays.copyOf(promptIds, promptIds.length + budget);
             this.seenCount = promptIds.length;
         }
 
@@ -192,7 +209,6 @@ public final class Generator {
             seen[seenCount++] = token;
             if (endTokens.contains((long) token)) {
                 finished = true;
-                reason = FinishReason.STOP;
             }
             text = tokenizer.decode(tokenIds(), true);
             for (String stop : options.stopStrings()) {
@@ -200,7 +216,6 @@ public final class Generator {
                 if (at >= 0) {
                     text = text.substring(0, at);
                     finished = true;
-                    reason = FinishReason.STOP;
                 }
             }
             stream(finished);
@@ -232,9 +247,10 @@ public final class Generator {
             return ids;
         }
 
-        Completion finish(int promptTokens) {
+        /** {@code outOfTokens}: why a row that met no end token or stop string ended (budget or context). */
+        Completion finish(int promptTokens, FinishReason outOfTokens) {
             stream(true);
-            return new Completion(tokenIds(), text, reason, promptTokens);
+            return new Completion(tokenIds(), text, finished ? FinishReason.STOP : outOfTokens, promptTokens);
         }
     }
 }

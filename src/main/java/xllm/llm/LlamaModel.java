@@ -23,6 +23,10 @@ import xllm.tensor.TransformerOps;
  * gate/up projections are concatenated into one matrix each, and 1/sqrt(hd) is folded into the query projection.
  * Parity with transformers is tested in {@code LlamaParityTest} (logits ≤ 1e-3 for SmolLM2-135M, ≤ 1e-4 for the tiny
  * random checkpoints) and the cache against full recomputation in {@code LlamaModelTest}.
+ *
+ * <p>Memory grows linearly with the prompt: each layer frees its intermediates when it ends, and {@link #prefill}
+ * feeds a prompt through the KV cache in chunks, so no (T, T) attention score matrix is ever formed in generation
+ * ({@code LlamaModelTest.prefillPeakMemoryGrowsLinearlyWithPromptLength}).
  */
 public final class LlamaModel implements AutoCloseable {
 
@@ -53,6 +57,8 @@ public final class LlamaModel implements AutoCloseable {
     private final NDIndex valueHeads;     // [:, :, H+KV:]
     private final NDIndex gateHalf;       // [..., :F]
     private final NDIndex upHalf;         // [..., F:]
+    /** Test hook: runs at the end of each decoder layer, where a forward's live memory peaks. Null in use. */
+    Runnable afterEachLayer;
 
     LlamaModel(LlamaConfig config, NDManager manager, NDArray tokenEmbedding, Layer[] layers, NDArray lmHead) {
         this.config = config;
@@ -102,7 +108,8 @@ public final class LlamaModel implements AutoCloseable {
      * (the final gain lives in {@link #logits}). With a cache, keys/values are appended at {@code cache.length()} and
      * attention sees the whole history; without, attention is over these T positions only.
      *
-     * @param inputEmbeddings (B, T, D) token or modality embeddings; intermediate arrays attach to its manager
+     * @param inputEmbeddings (B, T, D) token or modality embeddings; the result (and the RoPE rows and mask shared by
+     *                        the layers) attach to its manager, each layer's intermediates are freed as it ends
      * @param positions       (B, T) RoPE position of each token (left padding gives rows different offsets)
      * @param tokenValid      (B, T) false marks padding tokens, which no query attends to
      * @param cache           key/value history, or null for a single full pass (training)
@@ -145,34 +152,95 @@ public final class LlamaModel implements AutoCloseable {
         NDArray x = inputEmbeddings; // (B, T, D)
         for (int l = 0; l < layers.length; l++) {
             Layer layer = layers[l];
-            // step 2: attention block
-            NDArray normed = TransformerOps.rmsNormalize(x, config.rmsNormEps());
-            NDArray qkv = linear(normed, layer.qkv, layer.qkvBias)
-                    .reshape(batch, tokens, heads + 2L * kvHeads, headDim);             // (B, T, H+2KV, hd)
-            NDArray queryKey = TransformerOps.applyRope(qkv.get(queryKeyHeads), cos, sin, rotateHalf); // (B, T, H+KV, hd)
-            NDArray q = queryKey.get(queryHeads);                                        // (B, T, H, hd)
-            NDArray k = queryKey.get(keyHeads).transpose(0, 2, 1, 3);                    // (B, KV, T, hd)
-            NDArray v = qkv.get(valueHeads).transpose(0, 2, 1, 3);                       // (B, KV, T, hd)
-            NDArray keys = k;
-            NDArray values = v;
-            if (cache != null) {
-                NDArray[] kv = cache.append(l, cacheSlots, k, v);
-                keys = attach(kv[0], scope);
-                values = attach(kv[1], scope);
-            }
-            NDArray attention = TransformerOps.groupedQueryAttention(q, keys, values, mask);  // (B, T, H·hd)
-            x = x.add(linear(attention, layer.output, null));
+            NDArray next;
+            // Each layer's intermediates (q/k/v, the (B, KV, G·T, S) attention scores, the MLP's (B, T, 2F)) live in
+            // their own scope, freed when the layer ends: kept until the whole forward ended, they made memory grow
+            // with layers × T². Ops attach their results to their first operand's manager, so x joins the scope
+            // (the caller's embeddings only for the layer's duration). Autograd keeps what backward needs by itself.
+            try (NDManager layerScope = scope.newSubManager()) {
+                if (x == inputEmbeddings) x.tempAttach(layerScope);
+                else x.attach(layerScope);
+                // step 2: attention block
+                NDArray normed = TransformerOps.rmsNormalize(x, config.rmsNormEps());
+                NDArray qkv = linear(normed, layer.qkv, layer.qkvBias)
+                        .reshape(batch, tokens, heads + 2L * kvHeads, headDim);             // (B, T, H+2KV, hd)
+                NDArray queryKey = TransformerOps.applyRope(qkv.get(queryKeyHeads), cos, sin, rotateHalf); // (B, T, H+KV, hd)
+                NDArray q = queryKey.get(queryHeads);                                        // (B, T, H, hd)
+                NDArray k = queryKey.get(keyHeads).transpose(0, 2, 1, 3);                    // (B, KV, T, hd)
+                NDArray v = qkv.get(valueHeads).transpose(0, 2, 1, 3);                       // (B, KV, T, hd)
+                NDArray keys = k;
+                NDArray values = v;
+                if (cache != null) {
+                    NDArray[] kv = cache.append(l, cacheSlots, k, v);                        // (B, KV, S, hd) views
+                    keys = attach(kv[0], layerScope);
+                    values = attach(kv[1], layerScope);
+                }
+                NDArray attention = TransformerOps.groupedQueryAttention(q, keys, values, mask);  // (B, T, H·hd)
+                NDArray attended = x.add(linear(attention, layer.output, null));
 
-            // step 3: SwiGLU MLP block
-            NDArray gateUp = linear(TransformerOps.rmsNormalize(x, config.rmsNormEps()), layer.gateUp, null);
-            NDArray gate = gateUp.get(gateHalf);
-            NDArray up = gateUp.get(upHalf);
-            NDArray activated = gate.mul(Activation.sigmoid(gate)).mul(up);  // silu(gate)·up
-            x = x.add(linear(activated, layer.down, null));
+                // step 3: SwiGLU MLP block
+                NDArray gateUp = linear(TransformerOps.rmsNormalize(attended, config.rmsNormEps()), layer.gateUp, null);
+                NDArray gate = gateUp.get(gateHalf);
+                NDArray up = gateUp.get(upHalf);
+                NDArray activated = gate.mul(Activation.sigmoid(gate)).mul(up);  // silu(gate)·up
+                next = attach(attended.add(linear(activated, layer.down, null)), scope);  // (B, T, D), outlives the layer
+                if (afterEachLayer != null) afterEachLayer.run();
+            }
+            x = next;
         }
         if (cache != null) cache.advance(tokens);
         // step 4: final RMSNorm (its gain is folded into the LM head)
-        return TransformerOps.rmsNormalize(x, config.rmsNormEps());
+        NDArray normalized = TransformerOps.rmsNormalize(x, config.rmsNormEps());
+        if (x != inputEmbeddings) x.close();
+        return normalized;
+    }
+
+    /**
+     * Prompt positions that {@link #prefill} runs through the decoder at once. Attention scores then take
+     * (B, H, 256, S) floats rather than (B, H, T, T): a 4,096-token prompt needs 38 MB per layer instead of 600 MB.
+     * Small enough to bound memory, large enough that the matmuls stay efficient and short prompts take one pass.
+     */
+    public static final int PREFILL_CHUNK = 256;
+
+    /**
+     * Runs a prompt into {@code cache} in chunks of {@link #PREFILL_CHUNK} positions, so that attention memory grows
+     * linearly with the prompt, and returns the final hidden state of its last position (B, 1, D), attached to the
+     * embeddings' manager: all that generation needs to pick the first new token.
+     *
+     * @param inputEmbeddings (B, T, D) prompt embeddings, left-padded where {@code tokenValid} is false
+     * @param positions       (B, T) RoPE position of each token
+     * @param tokenValid      (B, T) false marks padding
+     * @param cache           receives the keys and values of all T positions
+     */
+    public NDArray prefill(NDArray inputEmbeddings, long[][] positions, boolean[][] tokenValid, KvCache cache) {
+        return prefill(inputEmbeddings, positions, tokenValid, cache, PREFILL_CHUNK);
+    }
+
+    NDArray prefill(NDArray inputEmbeddings, long[][] positions, boolean[][] tokenValid, KvCache cache, int chunk) {
+        NDManager scope = inputEmbeddings.getManager();
+        int tokens = (int) inputEmbeddings.getShape().get(1);
+        NDArray last = null;
+        for (int start = 0; start < tokens; start += chunk) {
+            int end = Math.min(tokens, start + chunk);
+            try (NDManager chunkScope = scope.newSubManager()) {
+                NDArray part = attach(inputEmbeddings.get(new NDIndex(":, {}:{}, :", start, end)), chunkScope); // (B, c, D)
+                NDArray hidden = hiddenStates(part, columns(positions, start, end), columns(tokenValid, start, end), cache);
+                if (end == tokens) last = attach(hidden.get(new NDIndex(":, -1:, :")).duplicate(), scope);  // (B, 1, D)
+            }
+        }
+        return last;
+    }
+
+    private static long[][] columns(long[][] rows, int from, int to) {
+        long[][] out = new long[rows.length][];
+        for (int b = 0; b < rows.length; b++) out[b] = java.util.Arrays.copyOfRange(rows[b], from, to);
+        return out;
+    }
+
+    private static boolean[][] columns(boolean[][] rows, int from, int to) {
+        boolean[][] out = new boolean[rows.length][];
+        for (int b = 0; b < rows.length; b++) out[b] = java.util.Arrays.copyOfRange(rows[b], from, to);
+        return out;
     }
 
     private static boolean allTrue(boolean[][] valid, int length) {

@@ -73,6 +73,106 @@ class LlamaModelTest {
     }
 
     @Test
+    void kvCacheGrowsPastItsInitialCapacityUpToTheContext() {
+        LlamaModel model = tiny.model();
+        long[] ids = prompt(24);
+        int vocab = model.config().vocabSize();
+        try (NDManager scope = manager.newSubManager()) {
+            float[] full = model.forwardTokens(scope.create(ids, new Shape(1, 24)), null).toFloatArray();
+            try (KvCache cache = model.newCache(scope, 1, 4)) {
+                long[] head = java.util.Arrays.copyOf(ids, 3);
+                model.forwardTokens(scope.create(head, new Shape(1, 3)), cache);
+                for (int t = 3; t < 24; t++) {
+                    float[] step = model.forwardTokens(scope.create(new long[] {ids[t]}, new Shape(1, 1)), cache).toFloatArray();
+                    float difference = ReferenceFixture.maxAbsDifference(step, 0, full, t * vocab, vocab);
+                    assertTrue(difference <= 1e-4f, "position " + t + " differs by " + difference);
+                }
+                assertEquals(24, cache.length());
+                assertTrue(cache.capacity() >= 24 && cache.capacity() <= model.config().maxPositions(), "" + cache.capacity());
+            }
+            // it never grows past the model's context (256 positions for the tiny Llama), even where padding slots
+            // keep every RoPE position in range
+            try (KvCache cache = model.newCache(scope, 1, 250)) {
+                model.forwardTokens(scope.create(prompt(250), new Shape(1, 250)), cache);
+                model.forwardTokens(scope.create(prompt(6), new Shape(1, 6)), cache);
+                NDArray padding = model.embed(scope.create(prompt(1), new Shape(1, 1)));
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> model.forward(padding, new long[][] {{0}}, new boolean[][] {{false}}, cache));
+                assertTrue(e.getMessage().contains("context of 256"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void chunkedPrefillEqualsOnePass() {
+        LlamaModel model = tiny.model();
+        int vocab = model.config().vocabSize();
+        // two rows, the first left-padded by 40 positions, so whole chunks of it are padding
+        int length = 100;
+        long[] ids = new long[2 * length];
+        long[][] positions = new long[2][length];
+        boolean[][] valid = new boolean[2][length];
+        long[] tokens = prompt(length);
+        for (int b = 0; b < 2; b++) {
+            int offset = b == 0 ? 40 : 0;
+            for (int t = offset; t < length; t++) {
+                ids[b * length + t] = tokens[t - offset];
+                positions[b][t] = t - offset;
+                valid[b][t] = true;
+            }
+        }
+        try (NDManager scope = manager.newSubManager();
+             KvCache whole = model.newCache(scope, 2, length + 4);
+             KvCache chunked = model.newCache(scope, 2, length + 4)) {
+            NDArray embeddings = model.embed(scope.create(ids, new Shape(2, length)));
+            float[] expected = model.logits(model.prefill(embeddings, positions, valid, whole, 256)).toFloatArray();
+            float[] actual = model.logits(model.prefill(embeddings, positions, valid, chunked, 16)).toFloatArray();
+            assertEquals(2 * vocab, actual.length, "logits of the last position only");
+            assertTrue(ReferenceFixture.maxAbsDifference(actual, 0, expected, 0, 2 * vocab) <= 1e-5f);
+            assertEquals(length, chunked.length());
+            // decoding on from either cache gives the same next logits
+            long[][] next = {{length - 40L}, {length}};
+            boolean[][] nextValid = {{true}, {true}};
+            NDArray step = model.embed(scope.create(new long[] {7, 9}, new Shape(2, 1)));
+            float[] fromWhole = model.forward(step, next, nextValid, whole).toFloatArray();
+            float[] fromChunked = model.forward(step, next, nextValid, chunked).toFloatArray();
+            assertTrue(ReferenceFixture.maxAbsDifference(fromChunked, 0, fromWhole, 0, 2 * vocab) <= 1e-5f);
+        }
+    }
+
+    @Test
+    void prefillPeakMemoryGrowsLinearlyWithPromptLength() {
+        // Live NDArray bytes at the end of each layer (where a forward peaks), summed from the shapes: deterministic
+        // on any CPU. 8× the prompt may cost about 8× the memory (KV cache, embeddings); attention scores of the
+        // whole prompt against itself, kept for every layer, cost ~25× here and OOM-killed 3,000-token prompts.
+        long shortPrompt = peakPrefillBytes(32);
+        long longPrompt = peakPrefillBytes(256);
+        assertTrue(longPrompt <= 8 * shortPrompt, "peak live bytes " + shortPrompt + " at 32 tokens, "
+                + longPrompt + " at 256 (" + (double) longPrompt / shortPrompt + "×)");
+    }
+
+    private static long peakPrefillBytes(int tokens) {
+        LlamaModel model = tiny.model();
+        long[] peak = {0};
+        try (NDManager scope = manager.newSubManager()) {
+            model.afterEachLayer = () -> peak[0] = Math.max(peak[0], liveBytes(scope));
+            try (KvCache cache = model.newCache(scope, 1, tokens)) {
+                NDArray embeddings = model.embed(scope.create(prompt(tokens), new Shape(1, tokens)));
+                model.prefill(embeddings, positions(1, tokens), allValid(1, tokens), cache, 16);
+            } finally {
+                model.afterEachLayer = null;
+            }
+        }
+        return peak[0];
+    }
+
+    private static long liveBytes(NDManager scope) {
+        long bytes = 0;
+        for (NDArray array : scope.getManagedArrays()) bytes += array.size() * array.getDataType().getNumOfBytes();
+        return bytes;
+    }
+
+    @Test
     void paddedBatchEqualsTransformersAndEachPromptAlone() throws IOException {
         ReferenceFixture fixture = new ReferenceFixture("tiny-llama");
         String file = fixture.json.get("padded_batch").get("file").asText();
