@@ -208,6 +208,14 @@ class WavReaderTest {
     }
 
     @Test
+    void fmtChunkDeclaringMoreThanAHeaderIsRefused() throws IOException {
+        byte[] good = encode(signal(1), 1, 16, false, false);
+        byte[] huge = Arrays.copyOf(good, good.length + 2000); // the file really holds the bytes it declares
+        ByteBuffer.wrap(huge).order(ByteOrder.LITTLE_ENDIAN).putInt(16, 2000);
+        assertFailsNamingFile("big-fmt.wav", huge, "fmt chunk of 2000 bytes (at most 1024 are read)");
+    }
+
+    @Test
     void nonFiniteFloatSamplesAreRefused() throws IOException {
         double[][] nan = signal(1);
         nan[0][5] = Double.NaN;
