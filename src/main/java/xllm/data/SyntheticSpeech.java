@@ -200,9 +200,10 @@ public final class SyntheticSpeech {
                 throw new IOException(where + "not valid JSON: " + e.getOriginalMessage());
             }
             JsonNode conversations = sample.path("conversations");
-            if (!sample.hasNonNull("id") || !sample.hasNonNull("image") || conversations.size() < 2) {
+            if (!sample.hasNonNull("id") || !sample.hasNonNull("image") || !conversations.isArray()) {
                 throw new IOException(where + "expected a scene sample with id, image and a question/answer pair");
             }
+            ConversationSample.requireHumanThenGpt(conversations, sceneManifest + ":" + lineNumber);
             String question = conversations.get(0).path("value").asText().replace("<image>", "").strip();
             boolean zh = "zh".equals(sample.path("language").asText("en"));
             String text = zh ? question.replaceAll("[\\p{P}\\s]", "")

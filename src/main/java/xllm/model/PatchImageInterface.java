@@ -5,9 +5,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import xllm.train.TrainableParameter;
+import xllm.vision.ImageLoader;
 import xllm.x2l.LinearAdapter;
 
-import javax.imageio.ImageIO;
 import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
@@ -70,15 +70,11 @@ public final class PatchImageInterface implements ImageInterface {
         return adapter.parameters();
     }
 
-    /** Patch values (TOKENS × 48, row-major) of an image file in [0, 1]. */
+    /** Patch values (TOKENS × 48, row-major) of an image file in [0, 1], read by {@link ImageLoader}. */
     public static float[] patches(Path file) throws IOException {
-        BufferedImage image;
-        try {
-            image = ImageIO.read(file.toFile());
-        } catch (IOException e) {
-            throw new IOException(file + ": cannot decode image: " + e.getMessage(), e);
-        }
-        if (image == null) throw new IOException(file + ": not an image format this JVM can read");
+        // the guarded loader: pixel limit from the header before decoding, truncated data refused (ImageIO.read
+        // painted a truncated JPEG's missing rows grey and decoded a 25000 x 25000 PNG into 3.1 GB)
+        BufferedImage image = ImageLoader.load(file);
         BufferedImage small = new BufferedImage(SIDE, SIDE, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = small.createGraphics();
         g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR);

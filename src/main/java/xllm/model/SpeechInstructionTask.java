@@ -77,7 +77,13 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
         String first = Files.readAllLines(manifest, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).findFirst()
                 .orElseThrow(() -> new IOException(manifest + ": no samples"));
         List<Sample> samples = new ArrayList<>();
-        if (new ObjectMapper().readTree(first).has("conversations")) {
+        boolean conversations;
+        try {
+            conversations = new ObjectMapper().readTree(first).has("conversations");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            conversations = false; // AsrSample.readManifest names the line and the problem
+        }
+        if (conversations) {
             for (ConversationSample s : ConversationSample.readManifest(manifest)) {
                 if (s.audio() == null) throw new IOException(manifest + ": sample '" + s.id() + "' has no \"audio\" file");
                 samples.add(new Sample(s.id(), s.audio(), s.question(), s.answer()));

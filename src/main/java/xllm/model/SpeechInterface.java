@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import xllm.speech.CifAsrModel;
+import xllm.speech.WavReader;
 import xllm.train.TrainableParameter;
 import xllm.x2l.BertEncoder;
 import xllm.x2l.LinearAdapter;
@@ -13,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /**
  * The paper's speech interface (§3.1, Fig. 1): the frozen encoder and CIF of the stage-1 ASR model turn an utterance
@@ -88,9 +90,23 @@ public final class SpeechInterface implements AutoCloseable {
         }
     }
 
-    /** WAV → normalised fbank (frames, 80) of the frozen ASR front end; CPU only, safe on a loader thread. */
+    /**
+     * WAV → normalised fbank (frames, 80) of the frozen ASR front end; CPU only, safe on a loader thread. Audio
+     * longer than {@link #maxSeconds()} is refused from its header, before it is decoded or reaches the encoder.
+     */
     public float[][] features(Path wav) throws IOException {
+        double seconds = WavReader.info(wav).seconds();
+        if (seconds > maxSeconds()) {
+            throw new IOException(String.format(Locale.ROOT, "%s: audio lasts %.2f s, over the %.2f s the speech "
+                            + "interface takes (%d C-Former positions, at most one CIF token per %.0f ms encoder frame)",
+                    wav, seconds, maxSeconds(), bert.config().maxPositionEmbeddings(), asr.encoderFrameSeconds() * 1000));
+        }
         return asr.features(wav);
+    }
+
+    /** Longest utterance, in seconds, whose CIF tokens always fit the C-Former's position embeddings. */
+    public double maxSeconds() {
+        return asr.maxSecondsFor(bert.config().maxPositionEmbeddings());
     }
 
     /** Width of the frozen CIF token vectors (what the feature cache stores per token). */

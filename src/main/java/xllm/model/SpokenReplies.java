@@ -50,6 +50,14 @@ public final class SpokenReplies {
         if (batch < 1 || maxTokens < 1 || replies < 0) throw new IllegalArgumentException("batch, max tokens must be ≥ 1, replies ≥ 0");
         long start = System.nanoTime();
         List<AsrSample> samples = AsrSample.readManifest(asrManifest);
+        Path outDir = out.toAbsolutePath().normalize().getParent();
+        for (AsrSample s : samples) { // found before the LLM runs, not by the first reader of the manifest
+            if (!xllm.data.MediaPaths.allowOutside() && !s.audio().toAbsolutePath().normalize().startsWith(outDir)) {
+                throw new IOException(out + ": its audio " + s.audio() + " would be outside " + outDir + ", where readers "
+                        + "look for media; write it beside " + asrManifest + " (or pass "
+                        + xllm.data.MediaPaths.ALLOW_OUTSIDE_FLAG + ")");
+            }
+        }
         Map<String, com.fasterxml.jackson.databind.JsonNode> keywords = new java.util.HashMap<>(); // id -> "keywords"
         for (String row : Files.readAllLines(asrManifest, StandardCharsets.UTF_8)) {
             if (row.isBlank()) continue;

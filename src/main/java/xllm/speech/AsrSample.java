@@ -2,6 +2,7 @@ package xllm.speech;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import xllm.data.MediaPaths;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -13,7 +14,8 @@ import java.util.List;
 
 /**
  * One line of an ASR manifest (DESIGN.md §4): {@code {"id", "audio", "text"}} with the audio path relative to the
- * manifest's directory (extra keys such as {@code image} or {@code context} are allowed and ignored here).
+ * manifest's directory, inside its tree unless the opt-out of {@link MediaPaths} is set (extra keys such as
+ * {@code image} or {@code context} are allowed and ignored here).
  */
 public record AsrSample(String id, Path audio, String text) {
 
@@ -21,7 +23,6 @@ public record AsrSample(String id, Path audio, String text) {
 
     public static List<AsrSample> readManifest(Path manifest) throws IOException {
         List<AsrSample> samples = new ArrayList<>();
-        Path base = manifest.toAbsolutePath().getParent();
         try (BufferedReader reader = Files.newBufferedReader(manifest, StandardCharsets.UTF_8)) {
             String line;
             int number = 0;
@@ -41,8 +42,7 @@ public record AsrSample(String id, Path audio, String text) {
                 if (CharVocabulary.normalise(node.get("text").asText()).isEmpty()) {
                     throw new IOException(where + ": transcript '" + node.get("text").asText() + "' is empty after normalisation");
                 }
-                Path audio = base.resolve(node.get("audio").asText()).normalize();
-                if (!Files.isRegularFile(audio)) throw new IOException(where + ": audio file " + audio + " does not exist");
+                Path audio = MediaPaths.resolve(manifest, node.get("audio").asText(), "audio", where);
                 samples.add(new AsrSample(node.get("id").asText(), audio, node.get("text").asText()));
             }
         }

@@ -171,6 +171,22 @@ public final class CifAsrModel implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Longest audio, in seconds, that can never make the CIF fire more than {@code tokens} tokens, judged before
+     * anything runs. α is a sigmoid (≤ 1, the threshold), so U encoder frames fire at most floor(U + tail) tokens;
+     * that stays ≤ tokens while U ≤ ceil(tokens + 1 − tail) − 1, and an encoder frame spans {@code subsampling}
+     * fbank frames of 10 ms (the convolutions and pooling only shorten that).
+     */
+    public double maxSecondsFor(int tokens) {
+        long frames = (long) Math.ceil(tokens + 1 - config.tailThreshold()) - 1;
+        return frames * encoderFrameSeconds();
+    }
+
+    /** Seconds of audio per encoder frame: {@code subsampling} fbank frames of {@link Fbank#FRAME_SHIFT} samples. */
+    public double encoderFrameSeconds() {
+        return config.subsampling() * (double) Fbank.FRAME_SHIFT / Fbank.SAMPLE_RATE;
+    }
+
     /** Smallest input (fbank frames) that leaves the encoder at least one frame. */
     public int minimumFrames() {
         int frames = 1;

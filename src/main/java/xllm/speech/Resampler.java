@@ -23,12 +23,26 @@ public final class Resampler {
     public static final int ZERO_CROSSINGS = 32;
     /** Kaiser window shape; 8.6 gives about 86 dB of stopband attenuation. */
     public static final double KAISER_BETA = 8.6;
+    /**
+     * Highest rate either side may have. The tap table is (to/gcd) × (2·ceil(32/scale)+1) floats; at 384 kHz it stays
+     * under ~110 MB whatever the other rate (383999 → 16000: 16000 × 1619), where 2^31-1 Hz would ask for 576 GB.
+     */
+    public static final int MAX_RATE = 384_000;
 
     private Resampler() {}
 
     /** Resamples {@code x} from {@code from} Hz to {@code to} Hz; the result has ceil(n·to/from) samples. */
     public static float[] resample(float[] x, int from, int to) {
-        if (from <= 0 || to <= 0) throw new IllegalArgumentException("sample rates must be positive: " + from + " → " + to);
+        for (int rate : new int[] {from, to}) {
+            if (rate < 1 || rate > MAX_RATE) {
+                throw new IllegalArgumentException("sample rate " + rate + " Hz is outside 1.." + MAX_RATE + " Hz");
+            }
+        }
+        long outLength = ((long) x.length * to + from - 1) / from;
+        if (outLength > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(x.length + " samples at " + from + " Hz make " + outLength + " at " + to
+                    + " Hz, over the " + (Integer.MAX_VALUE - 8) + " a Java array holds");
+        }
         if (from == to) return x.clone();
         int g = gcd(from, to);
         int up = to / g;     // phases
@@ -53,7 +67,6 @@ public final class Resampler {
                 phaseTaps[phase][j] = (float) (scale * sinc * window);
             }
         }
-        long outLength = ((long) x.length * to + from - 1) / from;
         float[] y = new float[(int) outLength];
         for (int k = 0; k < y.length; k++) {
             long position = (long) k * down;     // t·up

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
@@ -16,21 +17,38 @@ import java.nio.file.StandardOpenOption;
  * that follows a chunk of odd size. Integers are scaled by 1 / 2^(bits-1), so a 16-bit sample s becomes
  * s / 32768 (the convention of torchaudio.load and soundfile); {@link Fbank} multiplies back by 32768.
  *
- * <p>Every error is an {@link IOException} whose message starts with the file's path.
+ * <p>The header is checked before anything is sized by it: sample rate within
+ * {@value #MIN_SAMPLE_RATE}..{@value #MAX_SAMPLE_RATE} Hz, at most {@value #MAX_CHANNELS} channels, a supported sample
+ * size, a data chunk that the file really holds. NaN and infinite float samples are refused. Every error is an
+ * {@link IOException} whose message starts with the file's path (a missing file: "audio file not found: path").
  */
 public final class WavReader {
 
     /** Longest audio {@link #read(Path)} accepts, in seconds; longer files are refused before decoding. */
     public static final double DEFAULT_MAX_SECONDS = 600.0;
+    /** Lowest sample rate accepted: below it nothing of speech is left (and resampling up is all padding). */
+    public static final int MIN_SAMPLE_RATE = 1_000;
+    /** Highest sample rate accepted, the most any audio interface records at; the resampler's limit too. */
+    public static final int MAX_SAMPLE_RATE = Resampler.MAX_RATE;
+    /** Most channels accepted (third-order ambisonics has 16, a 22.2 layout 24). */
+    public static final int MAX_CHANNELS = 64;
 
     private static final int FORMAT_PCM = 0x0001;
     private static final int FORMAT_IEEE_FLOAT = 0x0003;
     private static final int FORMAT_EXTENSIBLE = 0xFFFE;
+    private static final int READ_BLOCK_FRAMES = 16_384; // the data chunk is decoded a block at a time
 
     /** Decoded audio: mono samples in [-1, 1] at {@code sampleRate} Hz. */
     public record Audio(float[] samples, int sampleRate) {
         public double seconds() {
             return samples.length / (double) sampleRate;
+        }
+    }
+
+    /** What the header says, checked against the file's size: enough to judge a file before decoding it. */
+    public record Info(int sampleRate, int channels, int bitsPerSample, long frames) {
+        public double seconds() {
+            return frames / (double) sampleRate;
         }
     }
 
@@ -42,41 +60,80 @@ public final class WavReader {
 
     /** Reads {@code path}; refuses audio longer than {@code maxSeconds}. */
     public static Audio read(Path path, double maxSeconds) throws IOException {
+        requireFile(path);
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
-            long fileSize = channel.size();
-            ByteBuffer riff = readAt(channel, 0, 12, path, "RIFF header");
-            if (riff == null || !tag(riff, 0).equals("RIFF") || !tag(riff, 8).equals("WAVE")) {
-                throw error(path, "not a RIFF/WAVE file");
+            Layout layout = layout(channel, path);
+            double seconds = layout.info().seconds();
+            if (seconds > maxSeconds) {
+                throw error(path, String.format("audio lasts %.1f s, over the maximum of %.1f s", seconds, maxSeconds));
             }
-            Format format = null;
-            long position = 12;
-            while (true) {
-                ByteBuffer chunkHeader = readAt(channel, position, 8, path, "chunk header");
-                if (chunkHeader == null) {
-                    throw error(path, format == null ? "truncated header: no fmt chunk" : "no data chunk");
-                }
-                String id = tag(chunkHeader, 0);
-                long size = Integer.toUnsignedLong(chunkHeader.getInt(4));
-                long body = position + 8;
-                if (id.equals("fmt ")) {
-                    if (size < 16 || body + size > fileSize) throw error(path, "truncated header: fmt chunk");
-                    format = parseFormat(readAt(channel, body, (int) size, path, "fmt chunk"), path);
-                } else if (id.equals("data")) {
-                    if (format == null) throw error(path, "truncated header: data chunk before fmt chunk");
-                    return decode(channel, body, size, fileSize, format, maxSeconds, path);
-                }
-                position = body + size + (size & 1); // chunks are padded to an even size
-            }
+            return decode(channel, layout, path);
         }
+    }
+
+    /** The header of {@code path} (format, rate, channels, length), validated as {@link #read} does; no sample is read. */
+    public static Info info(Path path) throws IOException {
+        requireFile(path);
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+            return layout(channel, path).info();
+        }
+    }
+
+    /** "audio file not found: x.wav" and "x.wav: is a directory, not an audio file" instead of the OS's words. */
+    private static void requireFile(Path path) throws IOException {
+        if (Files.isDirectory(path)) throw error(path, "is a directory, not an audio file");
+        if (!Files.exists(path)) throw new IOException("audio file not found: " + path);
+        if (!Files.isRegularFile(path)) throw error(path, "not a regular file");
     }
 
     /** The fields of the fmt chunk that decoding needs. */
     private record Format(int encoding, int channels, int sampleRate, int blockAlign, int bitsPerSample) {}
 
+    /** Where the samples are: the format, the data chunk's first byte and its whole frames. */
+    private record Layout(Format format, long dataStart, long frames) {
+        Info info() {
+            return new Info(format.sampleRate, format.channels, format.bitsPerSample, frames);
+        }
+    }
+
+    private static Layout layout(FileChannel channel, Path path) throws IOException {
+        long fileSize = channel.size();
+        ByteBuffer riff = readAt(channel, 0, 12, path, "RIFF header");
+        if (riff == null || !tag(riff, 0).equals("RIFF") || !tag(riff, 8).equals("WAVE")) {
+            throw error(path, "not a RIFF/WAVE file");
+        }
+        Format format = null;
+        long position = 12;
+        while (true) {
+            ByteBuffer chunkHeader = readAt(channel, position, 8, path, "chunk header");
+            if (chunkHeader == null) {
+                throw error(path, format == null ? "truncated header: no fmt chunk" : "no data chunk");
+            }
+            String id = tag(chunkHeader, 0);
+            long size = Integer.toUnsignedLong(chunkHeader.getInt(4));
+            long body = position + 8;
+            if (id.equals("fmt ")) {
+                if (size < 16 || body + size > fileSize) throw error(path, "truncated header: fmt chunk");
+                if (size > 1024) throw error(path, "fmt chunk of " + size + " bytes (at most 1024 are read)");
+                format = parseFormat(readAt(channel, body, (int) size, path, "fmt chunk"), path);
+            } else if (id.equals("data")) {
+                if (format == null) throw error(path, "truncated header: data chunk before fmt chunk");
+                if (body + size > fileSize) {
+                    throw error(path, "truncated data: chunk declares " + size + " bytes, file holds " + (fileSize - body));
+                }
+                long frames = size / format.blockAlign;
+                if (frames == 0) throw error(path, "0-length audio (empty data chunk)");
+                if (frames > Integer.MAX_VALUE - 8) throw error(path, "too many samples: " + frames);
+                return new Layout(format, body, frames);
+            }
+            position = body + size + (size & 1); // chunks are padded to an even size
+        }
+    }
+
     private static Format parseFormat(ByteBuffer fmt, Path path) throws IOException {
         int tag = Short.toUnsignedInt(fmt.getShort(0));
         int channels = Short.toUnsignedInt(fmt.getShort(2));
-        int sampleRate = fmt.getInt(4);
+        long sampleRate = Integer.toUnsignedLong(fmt.getInt(4));
         int blockAlign = Short.toUnsignedInt(fmt.getShort(12));
         int bits = Short.toUnsignedInt(fmt.getShort(14));
         int encoding = tag;
@@ -93,36 +150,42 @@ public final class WavReader {
                 : (bits == 32 || bits == 64);
         if (!bitsOk) throw error(path, "unsupported " + formatName(encoding) + " sample size of " + bits + " bits");
         if (channels < 1) throw error(path, "fmt chunk declares 0 channels");
-        if (sampleRate <= 0) throw error(path, "fmt chunk declares sample rate " + sampleRate);
+        if (channels > MAX_CHANNELS) throw error(path, channels + " channels is over the limit of " + MAX_CHANNELS);
+        // checked before anything is sized by it: 2^31-1 Hz once asked the resampler for a table of 576 GB
+        if (sampleRate < MIN_SAMPLE_RATE || sampleRate > MAX_SAMPLE_RATE) {
+            throw error(path, "sample rate " + sampleRate + " Hz is outside " + MIN_SAMPLE_RATE + ".." + MAX_SAMPLE_RATE + " Hz");
+        }
         if (blockAlign != channels * (bits / 8)) {
             throw error(path, "block align " + blockAlign + " does not match " + channels + " channels of " + bits + " bits");
         }
-        return new Format(encoding, channels, sampleRate, blockAlign, bits);
+        return new Format(encoding, channels, (int) sampleRate, blockAlign, bits);
     }
 
-    private static Audio decode(FileChannel channel, long dataStart, long dataSize, long fileSize, Format format,
-                                double maxSeconds, Path path) throws IOException {
-        if (dataStart + dataSize > fileSize) {
-            throw error(path, "truncated data: chunk declares " + dataSize + " bytes, file holds "
-                    + (fileSize - dataStart));
-        }
-        long frames = dataSize / format.blockAlign;
-        if (frames == 0) throw error(path, "0-length audio (empty data chunk)");
-        double seconds = frames / (double) format.sampleRate;
-        if (seconds > maxSeconds) {
-            throw error(path, String.format("audio lasts %.1f s, over the maximum of %.1f s", seconds, maxSeconds));
-        }
-        if (frames > Integer.MAX_VALUE - 8) throw error(path, "too many samples: " + frames);
-        ByteBuffer data = readAt(channel, dataStart, (int) (frames * format.blockAlign), path, "data");
+    /** Averages the channels into mono, a block of frames at a time; IEEE float samples must be finite. */
+    private static Audio decode(FileChannel channel, Layout layout, Path path) throws IOException {
+        Format format = layout.format();
         int channels = format.channels;
         int bytes = format.bitsPerSample / 8;
-        float[] mono = new float[(int) frames];
+        float[] mono = new float[(int) layout.frames()];
         float channelWeight = 1f / channels;
-        int offset = 0;
-        for (int frame = 0; frame < mono.length; frame++) {
-            double sum = 0;
-            for (int c = 0; c < channels; c++, offset += bytes) sum += sample(data, offset, format);
-            mono[frame] = (float) (sum * channelWeight);
+        for (int first = 0; first < mono.length; first += READ_BLOCK_FRAMES) {
+            int count = Math.min(READ_BLOCK_FRAMES, mono.length - first);
+            ByteBuffer data = readAt(channel, layout.dataStart() + (long) first * format.blockAlign,
+                    count * format.blockAlign, path, "data");
+            if (data == null) throw error(path, "truncated data");
+            int offset = 0;
+            for (int frame = first; frame < first + count; frame++) {
+                double sum = 0;
+                for (int c = 0; c < channels; c++, offset += bytes) {
+                    double value = sample(data, offset, format);
+                    if (!Double.isFinite(value)) {
+                        throw error(path, "sample " + frame + " is " + value + (channels > 1 ? " (channel " + (c + 1)
+                                + " of " + channels + ")" : "") + "; audio samples must be finite");
+                    }
+                    sum += value;
+                }
+                mono[frame] = (float) (sum * channelWeight);
+            }
         }
         return new Audio(mono, format.sampleRate);
     }

@@ -57,8 +57,14 @@ public final class ImageLoader {
     }
 
     public static BufferedImage load(Path file, long maxPixels) throws IOException {
+        if (Files.isDirectory(file)) {
+            throw new IOException(file + ": is a directory, not an image file");
+        }
+        if (!Files.exists(file)) {
+            throw new IOException("image file not found: " + file);
+        }
         if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": not a readable file");
+            throw new IOException(file + ": not a regular file");
         }
         if (Files.size(file) == 0) {
             throw new IOException(file + ": empty file (0 bytes)");

@@ -188,6 +188,20 @@ class SyntheticSpeechTest {
         }
     }
 
+    @Test
+    void sceneQuestionsInTheWrongTurnOrderAreRefusedNamingTheLine() throws Exception {
+        Path scenes = Files.createDirectories(dir.resolve("scenes"));
+        Path manifest = Files.write(scenes.resolve("eval.jsonl"), List.of(
+                "{\"id\": \"s0\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": "
+                        + "\"<image>\\nHow many circles?\"}, {\"from\": \"gpt\", \"value\": \"Two.\"}]}",
+                "{\"id\": \"s1\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"gpt\", \"value\": \"Two.\"}, "
+                        + "{\"from\": \"human\", \"value\": \"<image>\\nHow many circles?\"}]}"));
+        IOException e = assertThrows(IOException.class,
+                () -> SyntheticSpeech.speakQuestions(manifest, dir.resolve("speech"), 4, 1, line -> { }));
+        assertTrue(e.getMessage().startsWith(manifest + ":2: "), e.getMessage());
+        assertTrue(e.getMessage().contains("human turn then one gpt turn"), e.getMessage());
+    }
+
     private static List<JsonNode> lines(Path manifest) throws IOException {
         List<JsonNode> out = new ArrayList<>();
         try (Stream<String> rows = Files.lines(manifest, StandardCharsets.UTF_8)) {

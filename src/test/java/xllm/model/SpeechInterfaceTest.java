@@ -9,6 +9,7 @@ import xllm.speech.CharVocabulary;
 import xllm.speech.CifAsrConfig;
 import xllm.speech.CifAsrModel;
 import xllm.speech.Cmvn;
+import xllm.speech.WavWriter;
 import xllm.train.MetricsLog;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
@@ -22,6 +23,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -118,5 +120,35 @@ class SpeechInterfaceTest {
             assertTrue(e.getMessage().contains(checkpoint.toString()) && e.getMessage().contains("--audio"), e.getMessage());
         }
         assertTrue(last < first * 0.9, "loss falls (the tiny random Llama learns slowly: ~7.5 -> ~6.4 in 12 steps): " + first + " -> " + last);
+    }
+
+    /** Low white noise, {@code seconds} long at 16 kHz (fixed seed). */
+    private static float[] noise(double seconds) {
+        java.util.Random random = new java.util.Random(3);
+        float[] samples = new float[(int) Math.round(seconds * 16_000)];
+        for (int i = 0; i < samples.length; i++) samples[i] = (float) (0.05 * random.nextGaussian());
+        return samples;
+    }
+
+    @Test
+    void audioLongerThanTheCFormerTakesIsRefusedBeforeTheEncoder(@TempDir Path dir) throws Exception {
+        Path asr = asrCheckpoint(dir.resolve("asr"));
+        try (NDManager manager = NDManager.newBaseManager();
+             SpeechInterface speech = SpeechInterface.create(asr, "tiny", null, 48, 7, manager)) {
+            // tiny ASR: 10 ms fbank frames, 4x subsampling = one encoder frame per 40 ms, at most one CIF token each;
+            // 512 C-Former positions therefore hold 20.48 s
+            Path tooLong = dir.resolve("long.wav");
+            WavWriter.write(tooLong, noise(25), 16_000);
+            java.io.IOException error = assertThrows(java.io.IOException.class, () -> speech.features(tooLong));
+            assertTrue(error.getMessage().startsWith(tooLong + ": "), error.getMessage());
+            assertTrue(error.getMessage().contains("25.00 s"), error.getMessage());
+            assertTrue(error.getMessage().contains("20.48 s") && error.getMessage().contains("512"), error.getMessage());
+            // just under the limit every step runs, the C-Former included
+            Path fits = dir.resolve("fits.wav");
+            WavWriter.write(fits, noise(20.4), 16_000);
+            List<float[]> fired = speech.fire(java.util.Collections.singletonList(speech.features(fits)), manager);
+            NDArray embeddings = speech.adapt(fired, new long[1], manager);
+            assertEquals(48, embeddings.getShape().get(2));
+        }
     }
 }

@@ -53,17 +53,30 @@ class SpokenRepliesTest {
 
     @Test
     void repliesAreTheFrozenLlmsOwnFirstSentencesAndTrainTheSpeechInterface(@TempDir Path dir) throws Exception {
-        Path manifest = dir.resolve("replies.jsonl");
-        List<AsrSample> clips = AsrSample.readManifest(CLIPS);
+        // the replies manifest sits beside its audio, as README's commands write it (media stay in its tree)
+        Path corpus = Files.createDirectories(dir.resolve("corpus"));
+        try (var files = Files.list(CLIPS.getParent())) {
+            for (Path file : files.toList()) Files.copy(file, corpus.resolve(file.getFileName().toString()));
+        }
+        Path asrManifest = corpus.resolve(CLIPS.getFileName().toString());
+        Path manifest = corpus.resolve("replies.jsonl");
+        List<AsrSample> clips = AsrSample.readManifest(asrManifest);
         try (NDManager manager = NDManager.newBaseManager(); LanguageModel llm = LanguageModel.open(TINY_LLM, manager)) {
+            java.io.IOException outside = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class,
+                    () -> SpokenReplies.write(llm, asrManifest, dir.resolve("elsewhere/replies.jsonl"), true, 3, 2, 6));
+            assertTrue(outside.getMessage().contains("outside"), outside.getMessage());
+            long before;
+            try (var files = Files.list(corpus)) {
+                before = files.count();
+            }
             // batch 1, so the replies below are regenerated with the same kernels: a batch of 2 pads the shorter prompt
             // and may break a float32 near-tie the other way (batched = alone is LlamaModelTest's, with its tie rule)
-            SpokenReplies.Summary summary = SpokenReplies.write(llm, CLIPS, manifest, true, 3, 1, 6);
+            SpokenReplies.Summary summary = SpokenReplies.write(llm, asrManifest, manifest, true, 3, 1, 6);
             assertEquals(4, summary.asrSamples());
             assertEquals(3, summary.distinctTexts());
             assertEquals(3, summary.replySamples() + summary.skipped());
-            try (var files = Files.list(dir)) {
-                assertEquals(List.of(manifest), files.toList(), "no partial file is left beside the manifest");
+            try (var files = Files.list(corpus)) {
+                assertEquals(before + 1, files.count(), "no partial file is left beside the manifest");
             }
             List<ConversationSample> samples = ConversationSample.readManifest(manifest);
             assertEquals(4 + summary.replySamples(), samples.size());

@@ -105,4 +105,15 @@ class ResamplerTest {
         assertArrayEquals(x, same);
         assertNotSame(x, same);
     }
+
+    @Test
+    void ratesOutsideTheSupportedRangeAreRefusedBeforeTheFilterTable() {
+        // 2^31-1 Hz → 16 kHz once asked for a 16000 × 9-million-tap table (out of memory)
+        IllegalArgumentException huge = assertThrows(IllegalArgumentException.class,
+                () -> Resampler.resample(new float[10], Integer.MAX_VALUE, 16000));
+        assertEquals("sample rate 2147483647 Hz is outside 1..384000 Hz", huge.getMessage());
+        IllegalArgumentException zero = assertThrows(IllegalArgumentException.class,
+                () -> Resampler.resample(new float[10], 16000, 0));
+        assertEquals("sample rate 0 Hz is outside 1..384000 Hz", zero.getMessage());
+    }
 }

@@ -180,4 +180,58 @@ class WavReaderTest {
         assertTrue(error.getMessage().startsWith(path.toString()), error.getMessage());
         assertTrue(error.getMessage().contains("over the maximum"), error.getMessage());
     }
+
+    /** {@code wav} with the fmt chunk's sample rate (bytes 24..27 of a canonical header) replaced. */
+    static byte[] withSampleRate(byte[] wav, int rate) {
+        byte[] copy = wav.clone();
+        ByteBuffer.wrap(copy).order(ByteOrder.LITTLE_ENDIAN).putInt(24, rate);
+        return copy;
+    }
+
+    @Test
+    void sampleRateOutsideTheSupportedRangeIsRefusedBeforeDecoding() throws IOException {
+        byte[] good = encode(signal(1), 1, 16, false, false);
+        // 2^31-1 Hz once reached the resampler, whose filter table for it does not fit in any memory
+        assertFailsNamingFile("huge-rate.wav", withSampleRate(good, Integer.MAX_VALUE),
+                "sample rate 2147483647 Hz is outside 1000..384000 Hz");
+        assertFailsNamingFile("negative-rate.wav", withSampleRate(good, 0x80000000),
+                "sample rate 2147483648 Hz is outside 1000..384000 Hz");
+        assertFailsNamingFile("low-rate.wav", withSampleRate(good, 999), "sample rate 999 Hz is outside 1000..384000 Hz");
+        assertEquals(384000, WavReader.read(write("high-rate.wav", withSampleRate(good, 384000))).sampleRate());
+    }
+
+    @Test
+    void channelCountOverTheLimitIsRefused() throws IOException {
+        assertFailsNamingFile("many-channels.wav", encode(signal(65), 1, 8, false, false),
+                "65 channels is over the limit of 64");
+        assertEquals(800, WavReader.read(write("64.wav", encode(signal(64), 1, 8, false, false))).samples().length);
+    }
+
+    @Test
+    void fmtChunkDeclaringMoreThanAHeaderIsRefused() throws IOException {
+        byte[] good = encode(signal(1), 1, 16, false, false);
+        byte[] huge = Arrays.copyOf(good, good.length + 2000); // the file really holds the bytes it declares
+        ByteBuffer.wrap(huge).order(ByteOrder.LITTLE_ENDIAN).putInt(16, 2000);
+        assertFailsNamingFile("big-fmt.wav", huge, "fmt chunk of 2000 bytes (at most 1024 are read)");
+    }
+
+    @Test
+    void nonFiniteFloatSamplesAreRefused() throws IOException {
+        double[][] nan = signal(1);
+        nan[0][5] = Double.NaN;
+        assertFailsNamingFile("nan.wav", encode(nan, 3, 32, false, false), "sample 5 is NaN");
+        double[][] infinite = signal(2);
+        infinite[1][700] = Double.POSITIVE_INFINITY;
+        assertFailsNamingFile("inf.wav", encode(infinite, 3, 64, false, false), "sample 700 is Infinity");
+    }
+
+    @Test
+    void aDirectoryOrAMissingFileIsNamedAsSuch() throws IOException {
+        Path folder = Files.createDirectory(dir.resolve("clip.wav"));
+        IOException directory = assertThrows(IOException.class, () -> WavReader.read(folder));
+        assertEquals(folder + ": is a directory, not an audio file", directory.getMessage());
+        Path missing = dir.resolve("missing.wav");
+        IOException absent = assertThrows(IOException.class, () -> WavReader.read(missing));
+        assertEquals("audio file not found: " + missing, absent.getMessage());
+    }
 }

@@ -97,6 +97,32 @@ class ImageLoaderTest {
     }
 
     @Test
+    void directoryAndMissingFileAreNamedAsSuch() throws Exception {
+        Path folder = Files.createDirectory(temp.resolve("photo.jpg"));
+        IOException directory = assertThrows(IOException.class, () -> ImageLoader.load(folder));
+        assertEquals(folder + ": is a directory, not an image file", directory.getMessage());
+        Path missing = temp.resolve("missing.jpg");
+        IOException absent = assertThrows(IOException.class, () -> ImageLoader.load(missing));
+        assertEquals("image file not found: " + missing, absent.getMessage());
+    }
+
+    @Test
+    void jpegCutAnywhereInItsScanIsRefused() throws Exception {
+        // ImageIO paints the missing rows grey and only tells warning listeners; every cut must be an error
+        byte[] jpeg = Files.readAllBytes(VisionFixtures.photo("espresso"));
+        for (int percent = 10; percent < 100; percent += 10) {
+            Path file = temp.resolve("cut" + percent + ".jpg");
+            Files.write(file, Arrays.copyOf(jpeg, jpeg.length * percent / 100));
+            IOException e = assertThrows(IOException.class, () -> ImageLoader.load(file), percent + "%");
+            assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+        }
+        Path noEnd = temp.resolve("no-eoi.jpg");
+        Files.write(noEnd, Arrays.copyOf(jpeg, jpeg.length - 2)); // only the end-of-image marker missing
+        IOException e = assertThrows(IOException.class, () -> ImageLoader.load(noEnd));
+        assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+    }
+
+    @Test
     void truncatedJpegNamesTheFile() throws Exception {
         byte[] jpeg = Files.readAllBytes(VisionFixtures.photo("espresso"));
         Path file = temp.resolve("truncated.jpg");
