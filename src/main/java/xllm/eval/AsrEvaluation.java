@@ -46,7 +46,6 @@ public final class AsrEvaluation {
      * stored hypotheses are matched to rows by id. {@code limit} ≤ 0 reads all.
      */
     public static List<Entry> readManifest(Path manifest, int limit) throws IOException {
-        Path base = manifest.toAbsolutePath().getParent();
         List<Entry> entries = new ArrayList<>();
         Map<String, Integer> lineOfId = new HashMap<>();
         JsonLines.read(manifest, line -> {
@@ -54,7 +53,7 @@ public final class AsrEvaluation {
             Integer first = lineOfId.putIfAbsent(id, line.number());
             if (first != null) throw new IOException(line.where() + ": id \"" + id + "\" again (first on line " + first + ")");
             String text = line.string("text");
-            entries.add(new Entry(id, line.media("audio", base), text, line.string("language", "en"), line.number()));
+            entries.add(new Entry(id, line.media("audio", manifest), text, line.string("language", "en"), line.number()));
             return limit <= 0 || entries.size() < limit;
         });
         if (entries.isEmpty()) throw new IOException(manifest + ": no utterances");

@@ -155,7 +155,6 @@ public final class ImageQaEvaluation {
      * these need string "colour" and "shape" and an integer "count". Errors name the file and line.
      */
     public static List<Sample> readSamples(Path manifest, int limit, String task, String mediaField) throws IOException {
-        Path base = manifest.toAbsolutePath().getParent();
         List<Sample> samples = new ArrayList<>();
         Set<String> tasks = new TreeSet<>();
         JsonLines.read(manifest, line -> {
@@ -182,7 +181,7 @@ public final class ImageQaEvaluation {
                 throw new IOException(line.where() + ": \"attributes\" of a scene description must have string "
                         + "\"colour\" and \"shape\" and an integer \"count\"");
             }
-            Path media = line.media(mediaField, base);
+            Path media = line.media(mediaField, manifest);
             if (task == null || task.equals(kind)) {
                 boolean spoken = mediaField.equals("audio") && question.isEmpty();
                 samples.add(new Sample(id, kind, language, media, question, expected, spoken, keywords,

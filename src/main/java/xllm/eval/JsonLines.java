@@ -5,6 +5,8 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import xllm.data.MediaPaths;
+
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -59,19 +61,17 @@ final class JsonLines {
         }
 
         /**
-         * The media file named by string field {@code field}, resolved against {@code base} (the manifest's
-         * directory); an error when the name is not a path or no regular file is there.
+         * The media file named by string field {@code field} of {@code manifest}: relative to the manifest's directory
+         * and inside its tree unless that is opted out ({@link MediaPaths}); an error when it is not a path, leaves
+         * the tree, or no regular file is there.
          */
-        Path media(String field, Path base) throws IOException {
+        Path media(String field, Path manifest) throws IOException {
             String name = string(field);
-            Path path;
             try {
-                path = base.resolve(name);
+                return MediaPaths.resolve(manifest, name, field, where);
             } catch (InvalidPathException e) {
                 throw new IOException(where + ": " + field + " is not a file path (" + e.getReason() + ")");
             }
-            if (!Files.isRegularFile(path)) throw new IOException(where + ": " + field + " file not found: " + path);
-            return path;
         }
     }
 

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.data.ConversationSample;
 import xllm.llm.LanguageModel;
-import xllm.speech.AsrSample;
+import xllm.data.AsrSample;
 import xllm.train.FeatureCache;
 import xllm.train.ProgressBar;
 import xllm.train.TrainableParameter;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.llm.ChatTemplate;
 import xllm.llm.Generator;
 import xllm.llm.LanguageModel;
-import xllm.speech.AsrSample;
+import xllm.data.AsrSample;
 import xllm.train.ProgressBar;
 
 import java.io.BufferedWriter;

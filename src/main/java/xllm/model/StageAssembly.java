@@ -58,7 +58,7 @@ public final class StageAssembly {
 
     public static TrainingTask<?, ?> assemble(StageConfig config, NDManager manager) throws IOException {
         StageConfig.Model model = config.model();
-        if (config.stage() == StageConfig.Stage.CONVERT_ASR) return xllm.speech.AsrTask.create(config, manager);
+        if (config.stage() == StageConfig.Stage.CONVERT_ASR) return xllm.model.AsrTask.create(config, manager);
         if (config.stage() == StageConfig.Stage.ALIGN_SPEECH
                 && model.interfaces().equals(List.of(StageConfig.Interface.SPEECH))) {
             return speechTask(config, manager);

@@ -2,6 +2,7 @@ package xllm.serve;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import xllm.data.MediaPaths;
 
 import java.nio.file.AccessDeniedException;
 import java.nio.file.DirectoryNotEmptyException;
@@ -79,6 +80,12 @@ public final class Main implements Runnable {
         if (e instanceof DirectoryNotEmptyException) return "directory not empty";
         if (e instanceof AccessDeniedException) return "permission denied";
         return e.getClass().getSimpleName();
+    }
+
+    @CommandLine.Option(names = MediaPaths.ALLOW_OUTSIDE_FLAG, scope = CommandLine.ScopeType.INHERIT,
+            description = "Let media paths in manifests leave the manifest's directory tree (refused by default).")
+    void allowMediaOutsideManifest(boolean allow) {
+        if (allow) System.setProperty(MediaPaths.ALLOW_OUTSIDE_PROPERTY, "true");
     }
 
     @Override

@@ -167,7 +167,9 @@ class AsrEvaluationTest {
         cases.put("{\"id\":\"a\",\"audio\":\"audio/a.wav\",\"text\":\"x\"} {\"id\":\"b\"}\n", ":1: not valid JSON");
         cases.put("{\"id\":\"a\",\"id\":\"b\",\"audio\":\"audio/a.wav\",\"text\":\"x\"}\n", ":1: not valid JSON");
         cases.put("{\"id\":\"a\",\"audio\":\"audio/a\\u0000.wav\",\"text\":\"x\"}\n", ":1: ");
-        cases.put("{\"id\":\"a\",\"audio\":\"audio\",\"text\":\"x\"}\n", ":1: audio file not found");
+        cases.put("{\"id\":\"a\",\"audio\":\"audio\",\"text\":\"x\"}\n", ":1: " + dir.resolve("audio") + ": is a directory, not an audio file");
+        cases.put("{\"id\":\"a\",\"audio\":\"audio/none.wav\",\"text\":\"x\"}\n", ":1: audio file not found");
+        cases.put("{\"id\":\"a\",\"audio\":\"/etc/passwd\",\"text\":\"x\"}\n", ":1: audio path '/etc/passwd' is outside");
         cases.put("{\"id\":\"a\",\"audio\":\"audio/a.wav\",\"text\":\"" + "x".repeat(JsonLines.MAX_LINE_CHARS)
                 + "\"}\n", ":1: line longer than " + JsonLines.MAX_LINE_CHARS);
         for (var c : cases.entrySet()) {

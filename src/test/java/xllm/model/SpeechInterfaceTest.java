@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import xllm.speech.AsrSample;
+import xllm.data.AsrSample;
 import xllm.speech.CharVocabulary;
 import xllm.speech.CifAsrConfig;
 import xllm.speech.CifAsrModel;

@@ -7,7 +7,7 @@ import xllm.data.ConversationSample;
 import xllm.llm.ChatTemplate;
 import xllm.llm.Generator;
 import xllm.llm.LanguageModel;
-import xllm.speech.AsrSample;
+import xllm.data.AsrSample;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

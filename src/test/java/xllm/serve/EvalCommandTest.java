@@ -89,4 +89,24 @@ class EvalCommandTest {
             assertTrue(result[2].startsWith("error: " + manifest + ":1: "), command + ": " + result[2]);
         }
     }
+
+    @Test
+    void mediaOutsideTheManifestsTreeAreRefusedUnlessTheFlagAllowsThem(@TempDir Path dir) throws Exception {
+        WavWriter.write(dir.resolve("outside.wav"), new float[16_000], 16_000);
+        Path manifest = Files.createDirectories(dir.resolve("set")).resolve("eval.jsonl");
+        Files.writeString(manifest, "{\"id\":\"a\",\"audio\":\"../outside.wav\",\"text\":\"one\"}\n");
+        Path hyp = dir.resolve("hyp.jsonl");
+        Files.writeString(hyp, "{\"id\":\"a\",\"text\":\"one\"}\n");
+        try {
+            String[] refused = execute("eval", "asr", "--data", manifest.toString(), "--hyp", hyp.toString());
+            assertEquals("1", refused[0], refused[1]);
+            assertTrue(refused[2].contains(manifest + ":1: audio path '../outside.wav' is outside")
+                    && refused[2].contains("--allow-media-outside-manifest"), refused[2]);
+            String[] allowed = execute("eval", "asr", "--data", manifest.toString(), "--hyp", hyp.toString(),
+                    "--allow-media-outside-manifest");
+            assertEquals("0", allowed[0], allowed[2]);
+        } finally {
+            System.clearProperty(xllm.data.MediaPaths.ALLOW_OUTSIDE_PROPERTY);
+        }
+    }
 }

@@ -1,5 +1,7 @@
 package xllm.speech;
 
+import xllm.model.AsrTask;
+import xllm.data.AsrSample;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;

@@ -1,4 +1,4 @@
-package xllm.speech;
+package xllm.data;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,8 +1,9 @@
-package xllm.speech;
+package xllm.data;
+
+import xllm.speech.CharVocabulary;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import xllm.data.MediaPaths;
 
 import java.io.BufferedReader;
 import java.io.IOException;

@@ -1,4 +1,11 @@
-package xllm.speech;
+package xllm.model;
+
+import xllm.data.AsrSample;
+import xllm.speech.CharVocabulary;
+import xllm.speech.CifAsrConfig;
+import xllm.speech.CifAsrModel;
+import xllm.speech.Cmvn;
+import xllm.speech.SpecAugment;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
