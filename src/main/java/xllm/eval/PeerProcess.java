@@ -3,15 +3,17 @@ package xllm.eval;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStreamWriter;
 import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -21,9 +23,14 @@ import java.util.concurrent.TimeUnit;
  * Runs a peer benchmark script of {@code tools/reference/} with the reference venv's Python and parses the one
  * JSON object it prints on stdout, or ({@link #open}) keeps it running and exchanges one command line for one JSON
  * line at a time, so that peer runs can interleave with xllm's. Failures come back as exceptions whose message
- * says what to do.
+ * says what to do: its first line what happened, then the last lines the peer wrote to stderr (a Python traceback
+ * ends there), each after "  | ". The peer's stderr is also copied to ours as it comes, so its progress stays visible.
  */
 public final class PeerProcess {
+
+    /** How much of a failed peer's stderr its error keeps: the last lines, each cut to this many characters. */
+    static final int TAIL_LINES = 8;
+    static final int TAIL_LINE_CHARS = 200;
 
     private PeerProcess() {}
 
@@ -39,22 +46,36 @@ public final class PeerProcess {
     }
 
     public static JsonNode run(Path script, List<String> args, long timeoutSeconds) throws IOException, InterruptedException {
+        return run(command(script, args), script.toString(), timeoutSeconds);
+    }
+
+    /** The reference Python, then {@code script}, then {@code args}. */
+    private static List<String> command(Path script, List<String> args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(python().toString());
         command.add(script.toString());
         command.addAll(args);
-        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        return command;
+    }
+
+    /** Runs {@code command} (any program: tests pass a shell script) and parses its stdout; {@code name} is for messages. */
+    static JsonNode run(List<String> command, String name, long timeoutSeconds) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command).start();
+        StderrTail stderr = new StderrTail(process);
         byte[] stdout = process.getInputStream().readAllBytes();
         if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
             process.destroyForcibly();
-            throw new IOException(script + " did not finish in " + timeoutSeconds + " s");
+            throw new IOException(stderr.after(name + " did not finish in " + timeoutSeconds + " s"));
         }
-        if (process.exitValue() != 0) throw new IOException(script + " exited with status " + process.exitValue());
+        if (process.exitValue() != 0) {
+            throw new IOException(stderr.after(name + " exited with status " + process.exitValue()));
+        }
         String text = new String(stdout, StandardCharsets.UTF_8).strip();
         try {
             return new ObjectMapper().readTree(text);
         } catch (IOException e) {
-            throw new IOException(script + " printed no JSON: " + text.substring(0, Math.min(200, text.length())));
+            throw new IOException(stderr.after(name + " printed no JSON: "
+                    + text.substring(0, Math.min(200, text.length()))));
         }
     }
 
@@ -65,12 +86,14 @@ public final class PeerProcess {
      */
     public static Session open(Path script, List<String> args, long startTimeoutSeconds)
             throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
-        command.add(python().toString());
-        command.add(script.toString());
-        command.addAll(args);
-        Process process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        Session session = new Session(script, process);
+        return open(command(script, args), script.toString(), startTimeoutSeconds);
+    }
+
+    /** {@link #open(Path, List, long)} for any program (tests pass a shell script); {@code name} is for messages. */
+    static Session open(List<String> command, String name, long startTimeoutSeconds)
+            throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command).start();
+        Session session = new Session(name, process);
         try {
             session.ready = session.next(startTimeoutSeconds);
         } catch (IOException | InterruptedException e) {
@@ -83,15 +106,17 @@ public final class PeerProcess {
     /** A running peer; {@link #close} asks it to quit and kills it if it does not. */
     public static final class Session implements AutoCloseable {
         private static final String END = "\u0000end";
-        private final Path script;
+        private final String name;
         private final Process process;
+        private final StderrTail stderr;
         private final Writer stdin;
         private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
         private JsonNode ready;
 
-        private Session(Path script, Process process) {
-            this.script = script;
+        private Session(String name, Process process) {
+            this.name = name;
             this.process = process;
+            this.stderr = new StderrTail(process);
             this.stdin = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
             Thread reader = new Thread(() -> {
                 try (BufferedReader out = new BufferedReader(
@@ -118,26 +143,26 @@ public final class PeerProcess {
                 stdin.write(command + "\n");
                 stdin.flush();
             } catch (IOException e) {
-                throw new IOException(script + " stopped reading commands (exit status "
-                        + (process.isAlive() ? "none yet" : process.exitValue()) + ")");
+                throw new IOException(stderr.after(name + " stopped reading commands (exit status "
+                        + (process.isAlive() ? "none yet" : process.exitValue()) + ")"));
             }
             return next(timeoutSeconds);
         }
 
         private JsonNode next(long timeoutSeconds) throws IOException, InterruptedException {
             String line = lines.poll(timeoutSeconds, TimeUnit.SECONDS);
-            if (line == null) throw new IOException(script + " did not answer in " + timeoutSeconds + " s");
+            if (line == null) throw new IOException(stderr.after(name + " did not answer in " + timeoutSeconds + " s"));
             if (line.equals(END)) {
                 lines.add(END);
                 process.waitFor(5, TimeUnit.SECONDS);
-                throw new IOException(script + " exited" + (process.isAlive() ? "" : " with status " + process.exitValue())
-                        + " before answering");
+                throw new IOException(stderr.after(name + " exited"
+                        + (process.isAlive() ? "" : " with status " + process.exitValue()) + " before answering"));
             }
             try {
                 return new ObjectMapper().readTree(line);
             } catch (IOException e) {
-                throw new IOException(script + " printed a line that is not JSON: "
-                        + line.substring(0, Math.min(200, line.length())));
+                throw new IOException(stderr.after(name + " printed a line that is not JSON: "
+                        + line.substring(0, Math.min(200, line.length()))));
             }
         }
 
@@ -159,6 +184,51 @@ public final class PeerProcess {
                 process.destroyForcibly();
                 Thread.currentThread().interrupt();
             }
+        }
+    }
+
+    /**
+     * Copies a peer's stderr to ours line by line and keeps its last {@link #TAIL_LINES} non-blank lines, each cut
+     * to {@link #TAIL_LINE_CHARS} characters, for the error that reports the peer's failure.
+     */
+    private static final class StderrTail {
+        private final Deque<String> lines = new ArrayDeque<>();
+        private final Process process;
+        private final Thread thread;
+
+        StderrTail(Process process) {
+            this.process = process;
+            thread = new Thread(() -> {
+                try (BufferedReader err = new BufferedReader(
+                        new InputStreamReader(process.getErrorStream(), StandardCharsets.UTF_8))) {
+                    for (String line; (line = err.readLine()) != null; ) {
+                        System.err.println(line);
+                        keep(line.stripTrailing());
+                    }
+                } catch (IOException ignored) {
+                    // the process went away; what was read is kept
+                }
+            }, "peer-stderr");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        private synchronized void keep(String line) {
+            if (line.isBlank()) return;
+            if (line.length() > TAIL_LINE_CHARS) line = line.substring(0, TAIL_LINE_CHARS) + " [...]";
+            if (lines.size() == TAIL_LINES) lines.removeFirst();
+            lines.addLast(line);
+        }
+
+        /** {@code summary}, then the tail of stderr; once the peer has exited, waits (up to 5 s) for its last lines. */
+        String after(String summary) throws InterruptedException {
+            if (!process.isAlive()) thread.join(5000);
+            StringBuilder message = new StringBuilder(summary);
+            synchronized (this) {
+                if (!lines.isEmpty()) message.append("; the end of its stderr:");
+                for (String line : lines) message.append("\n  | ").append(line);
+            }
+            return message.toString();
         }
     }
 }
