@@ -16,15 +16,18 @@ import java.util.ArrayList;
 import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Runs a peer benchmark script of {@code tools/reference/} with the reference venv's Python and parses the one
  * JSON object it prints on stdout, or ({@link #open}) keeps it running and exchanges one command line for one JSON
  * line at a time, so that peer runs can interleave with xllm's. Failures come back as exceptions whose message
- * says what to do: its first line what happened, then the last lines the peer wrote to stderr (a Python traceback
- * ends there), each after "  | ". The peer's stderr is also copied to ours as it comes, so its progress stays visible.
+ * says what to do: its first line what happened, then the last lines the peer wrote to stderr (where a Python
+ * traceback ends), each after "  | ". The peer's stderr is also copied to ours as it comes, so its progress stays visible.
  */
 public final class PeerProcess {
 
@@ -62,7 +65,11 @@ public final class PeerProcess {
     static JsonNode run(List<String> command, String name, long timeoutSeconds) throws IOException, InterruptedException {
         Process process = new ProcessBuilder(command).start();
         StderrTail stderr = new StderrTail(process);
-        byte[] stdout = process.getInputStream().readAllBytes();
+        // stdout is read on its own thread so that a peer that hangs with stdout open still meets the timeout
+        FutureTask<byte[]> stdout = new FutureTask<>(() -> process.getInputStream().readAllBytes());
+        Thread reader = new Thread(stdout, "peer-stdout");
+        reader.setDaemon(true);
+        reader.start();
         if (!process.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
             process.destroyForcibly();
             throw new IOException(stderr.after(name + " did not finish in " + timeoutSeconds + " s"));
@@ -70,13 +77,23 @@ public final class PeerProcess {
         if (process.exitValue() != 0) {
             throw new IOException(stderr.after(name + " exited with status " + process.exitValue()));
         }
-        String text = new String(stdout, StandardCharsets.UTF_8).strip();
+        String text;
         try {
-            return new ObjectMapper().readTree(text);
-        } catch (IOException e) {
-            throw new IOException(stderr.after(name + " printed no JSON: "
-                    + text.substring(0, Math.min(200, text.length()))));
+            text = new String(stdout.get(5, TimeUnit.SECONDS), StandardCharsets.UTF_8).strip();
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IOException(stderr.after(name + " exited but its stdout could not be read: " + e));
         }
+        JsonNode result;
+        try {
+            result = new ObjectMapper().readTree(text);
+        } catch (IOException e) {
+            result = null;
+        }
+        if (result == null || !result.isObject()) { // readTree gives an empty node, not an error, for empty text
+            throw new IOException(stderr.after(name + " printed no JSON object: \""
+                    + text.substring(0, Math.min(200, text.length())) + "\""));
+        }
+        return result;
     }
 
     /**
@@ -225,7 +242,7 @@ public final class PeerProcess {
             if (!process.isAlive()) thread.join(5000);
             StringBuilder message = new StringBuilder(summary);
             synchronized (this) {
-                if (!lines.isEmpty()) message.append("; the end of its stderr:");
+                if (!lines.isEmpty()) message.append("\nlast lines of its stderr:");
                 for (String line : lines) message.append("\n  | ").append(line);
             }
             return message.toString();

@@ -52,7 +52,30 @@ class PeerProcessTest {
         assertFalse(message.contains("progress line 1\n"), "only the tail is kept: " + message);
         assertTrue(message.lines().allMatch(line -> line.length() <= PeerProcess.TAIL_LINE_CHARS + 10),
                 "long lines are trimmed: " + message);
-        assertTrue(message.lines().count() <= PeerProcess.TAIL_LINES + 1, message);
+        assertTrue(message.lines().count() <= PeerProcess.TAIL_LINES + 2, message); // + summary and heading
+    }
+
+    @Test
+    void hungRunStopsAtItsTimeout(@TempDir Path dir) throws IOException {
+        Path script = dir.resolve("hung.sh");
+        Files.writeString(script, "echo 'loading the model' >&2\nexec sleep 20\n");
+        long start = System.nanoTime();
+        IOException e = assertThrows(IOException.class,
+                () -> PeerProcess.run(List.of("/bin/sh", script.toString()), NAME, 1));
+        double seconds = (System.nanoTime() - start) / 1e9;
+        assertTrue(e.getMessage().startsWith(NAME + " did not finish in 1 s"), e.getMessage());
+        assertTrue(e.getMessage().contains("loading the model"), e.getMessage());
+        assertTrue(seconds < 10, "the timeout held: " + seconds + " s");
+    }
+
+    @Test
+    void runWithoutOutputIsAnError(@TempDir Path dir) throws IOException {
+        Path script = dir.resolve("silent.sh");
+        Files.writeString(script, "echo 'nothing to report' >&2\n");
+        IOException e = assertThrows(IOException.class,
+                () -> PeerProcess.run(List.of("/bin/sh", script.toString()), NAME, 60));
+        assertTrue(e.getMessage().startsWith(NAME + " printed no JSON object: \"\""), e.getMessage());
+        assertTrue(e.getMessage().contains("nothing to report"), e.getMessage());
     }
 
     @Test
