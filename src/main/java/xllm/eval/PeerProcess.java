@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.OutputStreamWriter;
 import java.io.Writer;
@@ -27,7 +29,8 @@ import java.util.concurrent.TimeoutException;
  * JSON object it prints on stdout, or ({@link #open}) keeps it running and exchanges one command line for one JSON
  * line at a time, so that peer runs can interleave with xllm's. Failures come back as exceptions whose message
  * says what to do: its first line what happened, then the last lines the peer wrote to stderr (where a Python
- * traceback ends), each after "  | ". The peer's stderr is also copied to ours as it comes, so its progress stays visible.
+ * traceback ends), each after "  | ". The peer's stderr is also copied to ours as it comes, so its progress stays
+ * visible.
  */
 public final class PeerProcess {
 
@@ -61,8 +64,9 @@ public final class PeerProcess {
         return command;
     }
 
-    /** Runs {@code command} (any program: tests pass a shell script) and parses its stdout; {@code name} is for messages. */
-    static JsonNode run(List<String> command, String name, long timeoutSeconds) throws IOException, InterruptedException {
+    /** Runs {@code command} (any program: tests pass a shell script) and parses its stdout; {@code name} names it. */
+    static JsonNode run(List<String> command, String name, long timeoutSeconds)
+            throws IOException, InterruptedException {
         Process process = new ProcessBuilder(command).start();
         StderrTail stderr = new StderrTail(process);
         // stdout is read on its own thread so that a peer that hangs with stdout open still meets the timeout
@@ -205,36 +209,62 @@ public final class PeerProcess {
     }
 
     /**
-     * Copies a peer's stderr to ours line by line and keeps its last {@link #TAIL_LINES} non-blank lines, each cut
-     * to {@link #TAIL_LINE_CHARS} characters, for the error that reports the peer's failure.
+     * Copies a peer's stderr to ours as it comes and keeps its last {@link #TAIL_LINES} non-blank lines, each cut to
+     * {@link #TAIL_LINE_CHARS} characters, for the error that reports the peer's failure. A carriage return not
+     * followed by a newline starts the line again, as on a terminal: a progress bar leaves only its last state.
      */
     private static final class StderrTail {
+        private static final int LINE_BYTES = 4 * TAIL_LINE_CHARS; // enough for TAIL_LINE_CHARS UTF-8 characters
         private final Deque<String> lines = new ArrayDeque<>();
+        private final ByteArrayOutputStream line = new ByteArrayOutputStream();
+        private boolean lineCut;
+        private boolean carriageReturn;
         private final Process process;
         private final Thread thread;
 
         StderrTail(Process process) {
             this.process = process;
             thread = new Thread(() -> {
-                try (BufferedReader err = new BufferedReader(
-                        new InputStreamReader(process.getErrorStream(), StandardCharsets.UTF_8))) {
-                    for (String line; (line = err.readLine()) != null; ) {
-                        System.err.println(line);
-                        keep(line.stripTrailing());
+                byte[] buffer = new byte[8192];
+                try (InputStream err = process.getErrorStream()) {
+                    for (int n; (n = err.read(buffer)) > 0; ) {
+                        System.err.write(buffer, 0, n);
+                        System.err.flush();
+                        for (int i = 0; i < n; i++) take(buffer[i]);
                     }
                 } catch (IOException ignored) {
                     // the process went away; what was read is kept
+                } finally {
+                    endLine();
                 }
             }, "peer-stderr");
             thread.setDaemon(true);
             thread.start();
         }
 
-        private synchronized void keep(String line) {
-            if (line.isBlank()) return;
-            if (line.length() > TAIL_LINE_CHARS) line = line.substring(0, TAIL_LINE_CHARS) + " [...]";
+        private synchronized void take(byte b) {
+            if (carriageReturn && b != '\n') { // "\r" alone: the text that follows overwrites the line
+                line.reset();
+                lineCut = false;
+            }
+            carriageReturn = b == '\r';
+            if (b == '\n') {
+                endLine();
+            } else if (b != '\r') {
+                if (line.size() < LINE_BYTES) line.write(b);
+                else lineCut = true;
+            }
+        }
+
+        private synchronized void endLine() {
+            String text = line.toString(StandardCharsets.UTF_8).stripTrailing();
+            boolean cut = lineCut || text.length() > TAIL_LINE_CHARS;
+            line.reset();
+            lineCut = false;
+            if (text.isBlank()) return;
+            if (cut) text = text.substring(0, Math.min(text.length(), TAIL_LINE_CHARS)) + " [...]";
             if (lines.size() == TAIL_LINES) lines.removeFirst();
-            lines.addLast(line);
+            lines.addLast(text);
         }
 
         /** {@code summary}, then the tail of stderr; once the peer has exited, waits (up to 5 s) for its last lines. */
@@ -243,7 +273,7 @@ public final class PeerProcess {
             StringBuilder message = new StringBuilder(summary);
             synchronized (this) {
                 if (!lines.isEmpty()) message.append("\nlast lines of its stderr:");
-                for (String line : lines) message.append("\n  | ").append(line);
+                for (String text : lines) message.append("\n  | ").append(text);
             }
             return message.toString();
         }

@@ -26,7 +26,7 @@ class PeerProcessTest {
     private static final String NAME = "tools/reference/bench_vision.py";
     private static final String LAST_LINE = "ModuleNotFoundError: No module named 'efficientnet_lite_pytorch'";
 
-    /** A script that logs 30 progress lines, a 5000-character line and a Python-like traceback to stderr, then exits 1. */
+    /** A script that logs 30 progress lines, a 5000-character line and a Python-like traceback, then exits 1. */
     private static List<String> failingPeer(Path dir) throws IOException {
         Path script = dir.resolve("peer.sh");
         Files.writeString(script, """
@@ -53,6 +53,17 @@ class PeerProcessTest {
         assertTrue(message.lines().allMatch(line -> line.length() <= PeerProcess.TAIL_LINE_CHARS + 10),
                 "long lines are trimmed: " + message);
         assertTrue(message.lines().count() <= PeerProcess.TAIL_LINES + 2, message); // + summary and heading
+    }
+
+    @Test
+    void progressBarLeavesOnlyItsLastStateInTheTail(@TempDir Path dir) throws IOException {
+        Path script = dir.resolve("progress.sh");
+        Files.writeString(script, "printf 'tensors: 10/272\\rtensors: 136/272\\rtensors: 272/272\\n' >&2\n"
+                + "printf 'first\\r\\nsecond\\r\\n' >&2\nexit 3\n");
+        IOException e = assertThrows(IOException.class,
+                () -> PeerProcess.run(List.of("/bin/sh", script.toString()), NAME, 60));
+        assertEquals(NAME + " exited with status 3\nlast lines of its stderr:\n  | tensors: 272/272\n  | first\n  | second",
+                e.getMessage());
     }
 
     @Test
@@ -106,6 +117,7 @@ class PeerProcessTest {
 
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> results = (List<Map<String, Object>>) report.toMap().get("results");
-        assertTrue(results.stream().anyMatch(r -> String.valueOf(r.get("error")).contains(LAST_LINE)), results.toString());
+        assertTrue(results.stream().anyMatch(r -> String.valueOf(r.get("error")).contains(LAST_LINE)),
+                results.toString());
     }
 }
