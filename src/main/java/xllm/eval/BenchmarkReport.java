@@ -112,17 +112,29 @@ public final class BenchmarkReport {
         new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), toMap());
     }
 
+    /**
+     * Prints the results and ratios. A failed result shows the first line of its error in its row; the rest of a
+     * multi-line error (a failed peer's stderr tail, see {@link PeerProcess}) follows the table once per system.
+     */
     public void printTable(PrintStream out) {
         out.printf("benchmark: %s   %s%n", benchmark, machine());
         out.printf("config: %s%n", config);
         out.printf("%-18s %-28s %14s  %s%n", "system", "metric", "value", "unit");
+        Map<String, String> details = new LinkedHashMap<>(); // "system: error" -> the error's lines after the first
         for (Result r : results) {
             String value = r.value() == null ? "n/a" : String.format("%.2f", r.value());
-            out.printf("%-18s %-28s %14s  %s%s%n", r.system(), r.metric(), value, r.unit(),
-                    r.error() == null ? "" : "   (" + r.error() + ")");
+            String error = "";
+            if (r.error() != null) {
+                int newline = r.error().indexOf('\n');
+                error = "   (" + (newline < 0 ? r.error() : r.error().substring(0, newline)) + ")";
+                if (newline >= 0) details.put(r.system() + ": " + r.error().substring(0, newline),
+                        r.error().substring(newline + 1));
+            }
+            out.printf("%-18s %-28s %14s  %s%s%n", r.system(), r.metric(), value, r.unit(), error);
         }
         for (Ratio r : ratios) {
             out.printf("ratio %-45s %s%n", r.name(), r.value() == null ? "n/a" : String.format("%.2fx", r.value()));
         }
+        details.forEach((headline, rest) -> out.printf("%s%n%s%n", headline, rest));
     }
 }
