@@ -2,13 +2,8 @@ package xllm.data;
 
 import xllm.speech.CharVocabulary;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,33 +15,15 @@ import java.util.List;
  */
 public record AsrSample(String id, Path audio, String text) {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     public static List<AsrSample> readManifest(Path manifest) throws IOException {
         List<AsrSample> samples = new ArrayList<>();
-        try (BufferedReader reader = Files.newBufferedReader(manifest, StandardCharsets.UTF_8)) {
-            String line;
-            int number = 0;
-            while ((line = reader.readLine()) != null) {
-                number++;
-                if (line.isBlank()) continue;
-                String where = manifest + ":" + number;
-                JsonNode node;
-                try {
-                    node = JSON.readTree(line);
-                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                    throw new IOException(where + ": malformed JSON: " + e.getOriginalMessage());
-                }
-                if (!node.path("id").isTextual() || !node.path("audio").isTextual() || !node.path("text").isTextual()) {
-                    throw new IOException(where + ": expected {\"id\", \"audio\", \"text\"} strings");
-                }
-                if (CharVocabulary.normalise(node.get("text").asText()).isEmpty()) {
-                    throw new IOException(where + ": transcript '" + node.get("text").asText() + "' is empty after normalisation");
-                }
-                Path audio = MediaPaths.resolve(manifest, node.get("audio").asText(), "audio", where);
-                samples.add(new AsrSample(node.get("id").asText(), audio, node.get("text").asText()));
+        JsonLines.read(manifest, line -> {
+            String id = line.string("id"), text = line.string("text");
+            if (CharVocabulary.normalise(text).isEmpty()) {
+                throw new IOException(line.where() + ": transcript '" + text + "' is empty after normalisation");
             }
-        }
+            return samples.add(new AsrSample(id, line.media("audio", manifest), text));
+        });
         if (samples.isEmpty()) throw new IOException(manifest + ": no samples");
         return samples;
     }

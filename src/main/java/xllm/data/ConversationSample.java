@@ -1,12 +1,8 @@
 package xllm.data;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,26 +16,9 @@ import java.util.List;
  */
 public record ConversationSample(String id, Path image, Path video, Path audio, String question, String answer) {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     public static List<ConversationSample> readManifest(Path manifest) throws IOException {
         List<ConversationSample> samples = new ArrayList<>();
-        try (BufferedReader reader = Files.newBufferedReader(manifest, StandardCharsets.UTF_8)) {
-            String line;
-            int number = 0;
-            while ((line = reader.readLine()) != null) {
-                number++;
-                if (line.isBlank()) continue;
-                String where = manifest + ":" + number;
-                JsonNode node;
-                try {
-                    node = JSON.readTree(line);
-                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                    throw new IOException(where + ": malformed JSON: " + e.getOriginalMessage());
-                }
-                samples.add(fromJson(node, manifest, where));
-            }
-        }
+        JsonLines.read(manifest, line -> samples.add(fromJson(line.object(), manifest, line.where())));
         if (samples.isEmpty()) throw new IOException(manifest + ": no samples");
         return samples;
     }

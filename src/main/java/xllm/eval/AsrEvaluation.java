@@ -1,5 +1,6 @@
 package xllm.eval;
 
+import xllm.data.JsonLines;
 import xllm.speech.WavReader;
 
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package xllm.eval;
 
+import xllm.data.JsonLines;
 import com.fasterxml.jackson.databind.JsonNode;
 import xllm.data.ConversationSample;
 import xllm.data.SyntheticScenes;

@@ -92,4 +92,23 @@ class ConversationSampleTest {
                 + "{\"from\": \"gpt\", \"value\": \"A cat.\"}, {\"from\": \"human\", \"value\": \"<image>\\nWhat is it?\"}]}");
         assertRefused(manifest, manifest + ":2: ", "human turn then one gpt turn");
     }
+
+    @Test
+    void trainingManifestsAreReadAsStrictlyAsEvaluationOnes() throws IOException {
+        // the same JsonLines reader: a key given twice, a second value, bad bytes are named by file:line, not dropped
+        Files.write(dir.resolve("ok.png"), new byte[] {1});
+        String good = row("a", "image", "ok.png");
+        Path manifest = dir.resolve("train.jsonl");
+        for (String[] c : new String[][] {
+                {good + "\n" + "{\"id\":\"b\",\"id\":\"c\"}\n", ":2: not valid JSON"},
+                {good + " {}\n", ":1: not valid JSON: a second value follows the first"},
+                {"[1]\n", ":1: expected a JSON object"}}) {
+            Files.writeString(manifest, c[0]);
+            IOException e = assertThrows(IOException.class, () -> ConversationSample.readManifest(manifest));
+            assertTrue(e.getMessage().startsWith(manifest.toString()) && e.getMessage().contains(c[1]), e.getMessage());
+        }
+        Files.write(manifest, new byte[] {'{', '"', (byte) 0xff, '"', ':', '1', '}', '\n'});
+        IOException e = assertThrows(IOException.class, () -> AsrSample.readManifest(manifest));
+        assertEquals(manifest + ":1: not UTF-8 text", e.getMessage());
+    }
 }

@@ -1,5 +1,6 @@
 package xllm.eval;
 
+import xllm.data.JsonLines;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import xllm.speech.WavWriter;

@@ -1,12 +1,10 @@
-package xllm.eval;
+package xllm.data;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import xllm.data.MediaPaths;
-
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -19,30 +17,30 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
- * Strict reading of the evaluations' JSONL files (manifests, stored hypotheses): one JSON object per line, blank
+ * Strict reading of JSONL files (training and evaluation manifests, stored hypotheses): one JSON object per line, blank
  * lines skipped. Every error is one line naming {@code file:line} and the problem: a missing file or a directory,
  * bytes that are not UTF-8, a line over {@link #MAX_LINE_CHARS} (refused before it is held in memory), invalid JSON
  * (including a second value on the line and a key given twice, which would otherwise be dropped silently), a value
  * that is not an object, and a field of the wrong type.
  */
-final class JsonLines {
+public final class JsonLines {
 
     /**
      * Longest line accepted, in characters. A manifest line is a few hundred; a transcript of the longest audio
      * accepted (600 s) a few thousand. 256 Ki leaves room for long texts yet bounds what scoring one line costs:
      * NFKC may expand a character up to 18-fold, so about 120 MB and seconds at worst.
      */
-    static final int MAX_LINE_CHARS = 1 << 18;
+    public static final int MAX_LINE_CHARS = 1 << 18;
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     /** The object on line {@code number} of {@code file}; {@code where} is "file:number" for messages. */
-    record Line(JsonNode object, int number, String where) {
+    public record Line(JsonNode object, int number, String where) {
 
         /** The string field {@code name}; an error when it is absent, null or not a string. */
-        String string(String name) throws IOException {
+        public String string(String name) throws IOException {
             JsonNode value = object.get(name);
             if (value == null || value.isNull()) throw new IOException(where + ": missing string field \"" + name + "\"");
             if (!value.isTextual()) throw wrongType(name, "a string", value);
@@ -50,12 +48,12 @@ final class JsonLines {
         }
 
         /** The string field {@code name}, or {@code fallback} when it is absent or null. */
-        String string(String name, String fallback) throws IOException {
+        public String string(String name, String fallback) throws IOException {
             JsonNode value = object.get(name);
             return value == null || value.isNull() ? fallback : string(name);
         }
 
-        IOException wrongType(String name, String expected, JsonNode value) {
+        public IOException wrongType(String name, String expected, JsonNode value) {
             return new IOException(where + ": field \"" + name + "\" must be " + expected + ", not "
                     + value.getNodeType().name().toLowerCase(java.util.Locale.ROOT));
         }
@@ -65,7 +63,7 @@ final class JsonLines {
          * and inside its tree unless that is opted out ({@link MediaPaths}); an error when it is not a path, leaves
          * the tree, or no regular file is there.
          */
-        Path media(String field, Path manifest) throws IOException {
+        public Path media(String field, Path manifest) throws IOException {
             String name = string(field);
             try {
                 return MediaPaths.resolve(manifest, name, field, where);
@@ -76,14 +74,14 @@ final class JsonLines {
     }
 
     /** Receives each object in file order; returns false to stop reading. */
-    interface Visitor {
+    public interface Visitor {
         boolean accept(Line line) throws IOException;
     }
 
     private JsonLines() {}
 
     /** Reads {@code file} line by line, handing each object to {@code visitor} until it returns false. */
-    static void read(Path file, Visitor visitor) throws IOException {
+    public static void read(Path file, Visitor visitor) throws IOException {
         if (Files.isDirectory(file)) throw new IOException(file + ": is a directory, not a JSONL file");
         BufferedReader reader;
         try {
