@@ -33,7 +33,9 @@ import java.util.Map;
  */
 public final class Safetensors implements AutoCloseable {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** A key given twice in a header or index is an error, not a silent last-one-wins. */
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
     private static final long MAX_HEADER_BYTES = 100L << 20;
 
     private record Entry(Path file, DType dtype, long[] shape, long start, long end) {}
@@ -82,7 +84,11 @@ public final class Safetensors implements AutoCloseable {
                     byShard.computeIfAbsent(e.getValue().asText(), k -> new ArrayList<>()).add(e.getKey());
                 }
                 for (var shard : byShard.entrySet()) {
-                    Path shardPath = path.resolveSibling(shard.getKey());
+                    Path shardName = Path.of(shard.getKey());   // a plain file name beside the index, as HF writes it
+                    if (shardName.isAbsolute() || shardName.getNameCount() != 1 || shard.getKey().matches("\\.{1,2}")) {
+                        throw new IOException(path + ": shard '" + shard.getKey() + "' is not a file name beside the index");
+                    }
+                    Path shardPath = path.resolveSibling(shardName);
                     Map<String, Entry> shardEntries = readHeader(shardPath, channels, metadata);
                     for (String name : shard.getValue()) {
                         Entry entry = shardEntries.get(name);

@@ -106,9 +106,23 @@ class SafetensorsTest {
         writeRaw(badType, "{\"w\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1);
         assertTrue(assertThrows(IOException.class, () -> Safetensors.open(badType)).getMessage().contains("F8_E4M3"));
 
+        Path twice = dir.resolve("twice.safetensors");   // one name twice: refused, not last-one-wins
+        writeRaw(twice, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+        String twiceMessage = assertThrows(IOException.class, () -> Safetensors.open(twice)).getMessage();
+        assertTrue(twiceMessage.contains("Duplicate field 'w'"), twiceMessage);
+
         Path index = dir.resolve("model.safetensors.index.json");
         Files.writeString(index, "{\"weight_map\":{\"x\":\"missing-shard.safetensors\"}}");
         assertTrue(assertThrows(IOException.class, () -> Safetensors.open(index)).getMessage().contains("missing-shard"));
+        for (String shard : new String[] {"../outside.safetensors", "/etc/passwd", "sub/x.safetensors", ".."}) {
+            Files.writeString(index, "{\"weight_map\":{\"x\":\"" + shard + "\"}}");
+            String message = assertThrows(IOException.class, () -> Safetensors.open(index)).getMessage();
+            assertTrue(message.contains("'" + shard + "' is not a file name beside the index"), message);
+        }
+        Files.writeString(index, "{\"weight_map\":{\"x\":\"a.safetensors\",\"x\":\"b.safetensors\"}}");
+        String duplicate = assertThrows(IOException.class, () -> Safetensors.open(index)).getMessage();
+        assertTrue(duplicate.contains("Duplicate field 'x'"), duplicate);
     }
 
     @Test
