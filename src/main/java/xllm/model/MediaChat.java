@@ -55,6 +55,10 @@ public final class MediaChat implements AutoCloseable {
      * video instead of the training recipe's count (each frame is encoded alone, so T may differ from training).
      */
     public static MediaChat open(Path checkpointDir, int videoFrames, NDManager manager) throws IOException {
+        if (videoFrames < 0 || videoFrames > StageAssembly.MAX_VIDEO_FRAMES) {
+            throw new IllegalArgumentException("frames per video must be in 1.." + StageAssembly.MAX_VIDEO_FRAMES
+                    + " (0: the training recipe's), got " + videoFrames);
+        }
         Checkpoint checkpoint = Checkpoint.load(checkpointDir);
         if (checkpoint.config() == null || !checkpoint.config().path("recipe").isTextual()) {
             throw new IOException(checkpointDir.resolve(Checkpoint.CONFIG) + ": no 'recipe' (not an xllm training checkpoint)");

@@ -26,6 +26,12 @@ import java.util.List;
  */
 public final class StageAssembly {
 
+    /**
+     * Most frames a video may be sampled into: T × 32 query tokens go into the prompt, so 64 frames are already
+     * 2,048 tokens (the paper samples 5 in training, up to 10 at inference); more only exhausts memory.
+     */
+    public static final int MAX_VIDEO_FRAMES = 64;
+
     private StageAssembly() {}
 
     /**
@@ -47,8 +53,9 @@ public final class StageAssembly {
             return new PatchImageInterface(llmWidth, config.seed(), manager);
         }
         boolean video = model.interfaces().equals(List.of(StageConfig.Interface.VIDEO));
-        if (video && model.videoFrames() < 1) {
-            throw new IllegalArgumentException(config.recipe() + ": model.videoFrames must be >= 1, got " + model.videoFrames());
+        if (video && (model.videoFrames() < 1 || model.videoFrames() > MAX_VIDEO_FRAMES)) {
+            throw new IllegalArgumentException(config.recipe() + ": model.videoFrames must be in 1.." + MAX_VIDEO_FRAMES
+                    + ", got " + model.videoFrames());
         }
         // bertInit first; StageRunner then applies initFrom (or a resumed checkpoint) over it
         Path bert = model.bertInit() == null ? null : ModelStore.defaultStore().resolve(model.bertInit());

@@ -109,4 +109,16 @@ class EvalCommandTest {
             System.clearProperty(xllm.data.MediaPaths.ALLOW_OUTSIDE_PROPERTY);
         }
     }
+
+    @Test
+    void aFrameCountBeyondTheLimitIsRefusedBeforeTheCheckpointIsRead(@TempDir Path dir) throws Exception {
+        Path manifest = dir.resolve("eval.jsonl");
+        WavWriter.write(dir.resolve("a.wav"), new float[1600], 16_000);   // any valid manifest: the frames fail first
+        Files.writeString(manifest, "{\"id\":\"a\",\"video\":\"a.wav\",\"conversations\":[{\"from\":\"human\","
+                + "\"value\":\"<video>\\nq\"},{\"from\":\"gpt\",\"value\":\"x\"}]}\n");
+        String[] result = execute("eval", "video", "--model", dir.resolve("none").toString(), "--data", manifest.toString(),
+                "--frames", "2147483647");
+        assertEquals("1", result[0], result[2]);
+        assertTrue(result[2].contains("frames per video must be in 1..64") && result[2].contains("2147483647"), result[2]);
+    }
 }
