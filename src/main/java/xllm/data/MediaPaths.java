@@ -1,7 +1,8 @@
 package xllm.data;
 
+import xllm.tensor.InputFile;
+
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
@@ -43,7 +44,7 @@ public final class MediaPaths {
             throw new IOException(where + ": " + kind + " path '" + value + "' is outside " + base
                     + ", the manifest's directory (" + ALLOW_OUTSIDE_FLAG + " allows it)");
         }
-        requireFile(path, kind, where);
+        InputFile.require(path, kind, where);
         if (confined) {
             Path real = path.toRealPath();
             Path realBase = base.toRealPath();
@@ -54,23 +55,5 @@ public final class MediaPaths {
             }
         }
         return path;
-    }
-
-    /**
-     * Refuses a path that does not name a readable regular file, saying which: missing, a directory, or something
-     * else (a device, a pipe). {@code where} (may be null) prefixes the message.
-     */
-    public static void requireFile(Path path, String kind, String where) throws IOException {
-        String prefix = where == null ? "" : where + ": ";
-        if (Files.isDirectory(path)) {
-            throw new IOException(prefix + path + ": is a directory, not " + article(kind) + " " + kind + " file");
-        }
-        if (!Files.exists(path)) throw new IOException(prefix + kind + " file not found: " + path);
-        if (!Files.isRegularFile(path)) throw new IOException(prefix + path + ": not a regular file");
-        if (!Files.isReadable(path)) throw new IOException(prefix + path + ": not readable (permission denied)");
-    }
-
-    private static String article(String kind) {
-        return "aeiou".indexOf(kind.charAt(0)) >= 0 ? "an" : "a";
     }
 }

@@ -1,10 +1,11 @@
 package xllm.speech;
 
+import xllm.tensor.InputFile;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
@@ -60,7 +61,7 @@ public final class WavReader {
 
     /** Reads {@code path}; refuses audio longer than {@code maxSeconds}. */
     public static Audio read(Path path, double maxSeconds) throws IOException {
-        requireFile(path);
+        InputFile.require(path, "audio", null);
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             Layout layout = layout(channel, path);
             double seconds = layout.info().seconds();
@@ -73,17 +74,10 @@ public final class WavReader {
 
     /** The header of {@code path} (format, rate, channels, length), validated as {@link #read} does; no sample is read. */
     public static Info info(Path path) throws IOException {
-        requireFile(path);
+        InputFile.require(path, "audio", null);
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             return layout(channel, path).info();
         }
-    }
-
-    /** "audio file not found: x.wav" and "x.wav: is a directory, not an audio file" instead of the OS's words. */
-    private static void requireFile(Path path) throws IOException {
-        if (Files.isDirectory(path)) throw error(path, "is a directory, not an audio file");
-        if (!Files.exists(path)) throw new IOException("audio file not found: " + path);
-        if (!Files.isRegularFile(path)) throw error(path, "not a regular file");
     }
 
     /** The fields of the fmt chunk that decoding needs. */

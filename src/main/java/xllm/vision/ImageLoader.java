@@ -1,6 +1,7 @@
 package xllm.vision;
 
 import org.w3c.dom.Node;
+import xllm.tensor.InputFile;
 
 import javax.imageio.IIOException;
 import javax.imageio.ImageIO;
@@ -57,15 +58,7 @@ public final class ImageLoader {
     }
 
     public static BufferedImage load(Path file, long maxPixels) throws IOException {
-        if (Files.isDirectory(file)) {
-            throw new IOException(file + ": is a directory, not an image file");
-        }
-        if (!Files.exists(file)) {
-            throw new IOException("image file not found: " + file);
-        }
-        if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": not a regular file");
-        }
+        InputFile.require(file, "image", null);
         if (Files.size(file) == 0) {
             throw new IOException(file + ": empty file (0 bytes)");
         }
