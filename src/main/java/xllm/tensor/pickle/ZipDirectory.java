@@ -35,6 +35,8 @@ final class ZipDirectory {
     private static final long MAX_DEFLATE_RATIO = 1032;
     /** First size of the inflate buffer, which then doubles as data arrives. */
     private static final int INITIAL_INFLATE_BUFFER = 1 << 20;
+    /** Largest heap buffer a Java array can back. */
+    private static final long MAX_HEAP_BUFFER = Integer.MAX_VALUE - 8;
 
     private final String source;
     private final FileChannel channel;
@@ -193,8 +195,9 @@ final class ZipDirectory {
             inflater.setInput(compressed);
             while (!inflater.finished()) {
                 if (!inflated.hasRemaining()) {
-                    if (inflated.capacity() >= limit) break;
-                    ByteBuffer larger = ByteBuffer.allocate((int) Math.min(limit, 2L * inflated.capacity()));
+                    if (inflated.capacity() >= Math.min(limit, MAX_HEAP_BUFFER)) break;
+                    ByteBuffer larger = ByteBuffer.allocate((int) Math.min(Math.min(limit, 2L * inflated.capacity()),
+                            MAX_HEAP_BUFFER));
                     inflated = larger.put(inflated.flip());
                 }
                 if (inflater.inflate(inflated) == 0 && (inflater.needsInput() || inflater.needsDictionary())) break;
