@@ -28,8 +28,9 @@ public final class GreedyReference {
      * @param reference the reference greedy continuation (from another implementation, or another batch shape)
      * @param generated ours
      * @param tieMargin logit gap below which two tokens count as tied: the logits' tolerance on each side
+     * @return the steps before the first near-tie (reference.length when there is none)
      */
-    public static void assertSameGreedy(LlamaModel model, long[] prompt, long[] reference, long[] generated,
+    public static int assertSameGreedy(LlamaModel model, long[] prompt, long[] reference, long[] generated,
                                         double tieMargin, String what) {
         int agreed = stepsBeforeNearTie(model, prompt, reference, tieMargin, what);
         if (agreed == reference.length) {
@@ -39,6 +40,7 @@ public final class GreedyReference {
             assertArrayEquals(Arrays.copyOf(reference, agreed), Arrays.copyOf(generated, agreed),
                     what + ": greedy continuation before the near-tie at step " + agreed);
         }
+        return agreed;
     }
 
     /** The number of leading reference steps that are not near-ties; reference.length when there is none. */
