@@ -2,7 +2,6 @@ package xllm.data;
 
 import xllm.speech.CharVocabulary;
 
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -102,9 +102,8 @@ public final class JsonLines {
                     throw new IOException(where + ": not UTF-8 text");
                 }
                 if (number == 1 && !text.isEmpty() && text.charAt(0) == '\uFEFF') text.deleteCharAt(0); // a BOM
-                if (!text.toString().isBlank() && !visitor.accept(new Line(parse(text.toString(), where), number, where))) {
-                    return;
-                }
+                String content = text.toString();
+                if (!content.isBlank() && !visitor.accept(new Line(parse(content, where), number, where))) return;
                 if (!more) return;
             }
         }

@@ -1,8 +1,8 @@
 package xllm.eval;
 
-import xllm.data.JsonLines;
 import com.fasterxml.jackson.databind.JsonNode;
 import xllm.data.ConversationSample;
+import xllm.data.JsonLines;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
 import xllm.model.MediaChat;
@@ -165,11 +165,9 @@ public final class ImageQaEvaluation {
             tasks.add(kind);
             String language = line.string("language", "?");
             JsonNode conversations = node.path("conversations");
-            if (!conversations.isArray() || conversations.size() != 2) {
-                throw new IOException(line.where() + ": \"conversations\" must be [human turn, gpt turn]");
-            }
-            String question = ConversationSample.questionText(turn(line, conversations, 0, "human"));
-            String expected = turn(line, conversations, 1, "gpt");
+            ConversationSample.requireHumanThenGpt(conversations, line.where());
+            String question = ConversationSample.questionText(turnValue(line, conversations, 0, "human"));
+            String expected = turnValue(line, conversations, 1, "gpt");
             if (expected.isBlank()) throw new IOException(line.where() + ": empty answer");
             JsonNode keywords = node.path("keywords");
             if (!keywords.isMissingNode() && !(keywords.isArray() && allText(keywords))) {
@@ -197,12 +195,9 @@ public final class ImageQaEvaluation {
         return samples;
     }
 
-    /** The value of turn {@code index}, which must come from {@code from}. */
-    private static String turn(JsonLines.Line line, JsonNode conversations, int index, String from) throws IOException {
+    /** The text of turn {@code index} (whose role {@link ConversationSample#requireHumanThenGpt} has checked). */
+    private static String turnValue(JsonLines.Line line, JsonNode conversations, int index, String from) throws IOException {
         JsonNode turn = conversations.get(index);
-        if (!from.equals(turn.path("from").asText(null))) {
-            throw new IOException(line.where() + ": conversations must be one human turn then one gpt turn");
-        }
         if (!turn.path("value").isTextual()) {
             throw new IOException(line.where() + ": the " + from + " turn's \"value\" must be a string");
         }

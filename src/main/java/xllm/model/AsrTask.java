@@ -1,15 +1,14 @@
 package xllm.model;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
 import xllm.data.AsrSample;
 import xllm.speech.CharVocabulary;
 import xllm.speech.CifAsrConfig;
 import xllm.speech.CifAsrModel;
 import xllm.speech.Cmvn;
 import xllm.speech.SpecAugment;
-
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import com.fasterxml.jackson.databind.JsonNode;
 import xllm.train.StageConfig;
 import xllm.train.TrainableParameter;
 import xllm.train.TrainingTask;

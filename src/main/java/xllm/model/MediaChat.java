@@ -46,6 +46,14 @@ public final class MediaChat implements AutoCloseable {
                 && Files.exists(path.resolve(Checkpoint.PROVENANCE));
     }
 
+    /** Refuses a frame count for {@link #open(Path, int, NDManager)} outside 0..{@link StageAssembly#MAX_VIDEO_FRAMES}. */
+    public static void requireVideoFrames(int videoFrames) {
+        if (videoFrames < 0 || videoFrames > StageAssembly.MAX_VIDEO_FRAMES) {
+            throw new IllegalArgumentException("frames per video must be in 1.." + StageAssembly.MAX_VIDEO_FRAMES
+                    + " (0: the training recipe's), got " + videoFrames + " (--frames)");
+        }
+    }
+
     public static MediaChat open(Path checkpointDir, NDManager manager) throws IOException {
         return open(checkpointDir, 0, manager);
     }
@@ -55,10 +63,7 @@ public final class MediaChat implements AutoCloseable {
      * video instead of the training recipe's count (each frame is encoded alone, so T may differ from training).
      */
     public static MediaChat open(Path checkpointDir, int videoFrames, NDManager manager) throws IOException {
-        if (videoFrames < 0 || videoFrames > StageAssembly.MAX_VIDEO_FRAMES) {
-            throw new IllegalArgumentException("frames per video must be in 1.." + StageAssembly.MAX_VIDEO_FRAMES
-                    + " (0: the training recipe's), got " + videoFrames);
-        }
+        requireVideoFrames(videoFrames);
         Checkpoint checkpoint = Checkpoint.load(checkpointDir);
         if (checkpoint.config() == null || !checkpoint.config().path("recipe").isTextual()) {
             throw new IOException(checkpointDir.resolve(Checkpoint.CONFIG) + ": no 'recipe' (not an xllm training checkpoint)");

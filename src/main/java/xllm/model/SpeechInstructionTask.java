@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.data.ConversationSample;
+import xllm.data.JsonLines;
 import xllm.llm.LanguageModel;
 import xllm.data.AsrSample;
 import xllm.train.FeatureCache;
@@ -14,8 +15,6 @@ import xllm.train.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -74,16 +73,13 @@ public final class SpeechInstructionTask implements TrainingTask<SpeechInstructi
      * manifest (lines with {@code "conversations"}, each needing an {@code "audio"} file); the first line decides.
      */
     public static List<Sample> readManifest(Path manifest) throws IOException {
-        String first = Files.readAllLines(manifest, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).findFirst()
-                .orElseThrow(() -> new IOException(manifest + ": no samples"));
+        boolean[] conversations = {false};
+        JsonLines.read(manifest, line -> { // the first object decides; a bad line is named by file:line
+            conversations[0] = line.object().has("conversations");
+            return false;
+        });
         List<Sample> samples = new ArrayList<>();
-        boolean conversations;
-        try {
-            conversations = new ObjectMapper().readTree(first).has("conversations");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            conversations = false; // AsrSample.readManifest names the line and the problem
-        }
-        if (conversations) {
+        if (conversations[0]) {
             for (ConversationSample s : ConversationSample.readManifest(manifest)) {
                 if (s.audio() == null) throw new IOException(manifest + ": sample '" + s.id() + "' has no \"audio\" file");
                 samples.add(new Sample(s.id(), s.audio(), s.question(), s.answer()));

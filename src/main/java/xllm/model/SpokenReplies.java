@@ -51,12 +51,9 @@ public final class SpokenReplies {
         long start = System.nanoTime();
         List<AsrSample> samples = AsrSample.readManifest(asrManifest);
         Path outDir = out.toAbsolutePath().normalize().getParent();
-        for (AsrSample s : samples) { // found before the LLM runs, not by the first reader of the manifest
-            if (!xllm.data.MediaPaths.allowOutside() && !s.audio().toAbsolutePath().normalize().startsWith(outDir)) {
-                throw new IOException(out + ": its audio " + s.audio() + " would be outside " + outDir + ", where readers "
-                        + "look for media; write it beside " + asrManifest + " (or pass "
-                        + xllm.data.MediaPaths.ALLOW_OUTSIDE_FLAG + ")");
-            }
+        for (AsrSample s : samples) { // the readers' own rule, applied before the LLM runs rather than by the first reader
+            xllm.data.MediaPaths.resolve(out, outDir.relativize(s.audio().toAbsolutePath().normalize()).toString(), "audio",
+                    out.toString());
         }
         Map<String, com.fasterxml.jackson.databind.JsonNode> keywords = new java.util.HashMap<>(); // id -> "keywords"
         for (String row : Files.readAllLines(asrManifest, StandardCharsets.UTF_8)) {

@@ -62,10 +62,7 @@ public final class EvalCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             requireAtLeastZero("--limit", limit);
-            if (frames() < 0 || frames() > xllm.model.StageAssembly.MAX_VIDEO_FRAMES) {
-                throw new IllegalArgumentException("--frames: frames per video must be in 1.."
-                        + xllm.model.StageAssembly.MAX_VIDEO_FRAMES + " (0: the training recipe's), got " + frames());
-            }
+            MediaChat.requireVideoFrames(frames()); // before anything is loaded
             // the manifest is checked before the model is loaded
             List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task,
                     MediaChat.flag(modality()));

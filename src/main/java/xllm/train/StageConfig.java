@@ -157,6 +157,8 @@ public record StageConfig(
 
     /** A learning-rate schedule; the {@code type} key picks the variant ({@link Variant}). */
     public sealed interface Schedule permits WarmupCosine, WarmupHoldDecay {
+        /** Steps of linear warm-up before the schedule's peak. */
+        int warmupSteps();
     }
 
     /**
@@ -415,10 +417,8 @@ public record StageConfig(
         }
         // a warm-up as long as the run never reaches the schedule's peak (with epochs the run's length is known only
         // once the data is read: StageRunner checks it there)
-        int warmupSteps = schedule instanceof WarmupCosine cosine ? cosine.warmupSteps
-                : schedule instanceof WarmupHoldDecay hold ? hold.warmupSteps : 0;
-        if (steps != null && steps >= 1 && warmupSteps >= steps) {
-            problems.add("schedule.warmupSteps", "is " + warmupSteps + ", not below steps " + steps
+        if (steps != null && steps >= 1 && schedule.warmupSteps() >= steps) {
+            problems.add("schedule.warmupSteps", "is " + schedule.warmupSteps() + ", not below steps " + steps
                     + " (the warm-up would never finish)");
         }
         if (!checkFiles) return;

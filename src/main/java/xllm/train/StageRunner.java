@@ -316,8 +316,7 @@ public final class StageRunner {
 
     /** With epochs the run's length is known only now; StageConfig checks a recipe that gives steps at load. */
     private void requireWarmupWithin(long totalSteps, long microPerEpoch) {
-        long warmupSteps = config.schedule() instanceof StageConfig.WarmupCosine c ? c.warmupSteps()
-                : config.schedule() instanceof StageConfig.WarmupHoldDecay d ? d.warmupSteps() : 0;
+        long warmupSteps = config.schedule().warmupSteps();
         if (warmupSteps < totalSteps) return;
         String length = config.steps() != null ? "steps " + totalSteps
                 : "the run's " + totalSteps + " optimiser steps (epochs " + config.epochs() + " x " + microPerEpoch
