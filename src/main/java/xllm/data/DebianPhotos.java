@@ -97,7 +97,7 @@ public final class DebianPhotos {
                 conversations.addObject().put("from", "human").put("value", "<image>\n" + item.question());
                 conversations.addObject().put("from", "gpt").put("value", item.answer());
                 line.put("task", item.task());
-                line.put("language", item.question().codePoints().anyMatch(xllm.eval.ErrorRate::isCjk) ? "zh" : "en");
+                line.put("language", item.question().codePoints().anyMatch(c -> Character.UnicodeScript.of(c) == Character.UnicodeScript.HAN) ? "zh" : "en");
                 ArrayNode keywords = line.putArray("keywords");
                 item.keywords().forEach(keywords::add);
                 line.put("source", "python3-skimage:" + item.photo());

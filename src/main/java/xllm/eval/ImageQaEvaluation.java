@@ -6,7 +6,7 @@ import xllm.data.JsonLines;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
 import xllm.model.MediaChat;
-import xllm.train.ProgressBar;
+import xllm.data.ProgressBar;
 
 import java.io.IOException;
 import java.io.PrintStream;

@@ -10,7 +10,7 @@ import xllm.speech.CifAsrModel;
 import xllm.speech.Cmvn;
 import xllm.speech.SpecAugment;
 import xllm.train.StageConfig;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;

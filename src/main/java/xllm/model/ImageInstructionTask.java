@@ -8,7 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import xllm.data.ConversationSample;
 import xllm.llm.LanguageModel;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;
@@ -33,7 +33,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
     private final ImageInterface imageInterface;
     private final List<ConversationSample> train;
     private final List<ConversationSample> eval;
-    private final xllm.train.FeatureCache cache; // frozen encoder outputs by sample id, or null
+    private final xllm.data.FeatureCache cache; // frozen encoder outputs by sample id, or null
     private final ImagePrompt template;
     private final ContentKeys contentKeys = new ContentKeys();
 
@@ -44,7 +44,7 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
 
     /** With a feature cache: the frozen encoder's outputs are computed once per sample and then read from it. */
     public ImageInstructionTask(LanguageModel llm, ImageInterface imageInterface, List<ConversationSample> train,
-                                List<ConversationSample> eval, xllm.train.FeatureCache cache) {
+                                List<ConversationSample> eval, xllm.data.FeatureCache cache) {
         this.llm = llm;
         this.cache = cache;
         this.imageInterface = imageInterface;
@@ -73,12 +73,12 @@ public final class ImageInstructionTask implements TrainingTask<ConversationSamp
      * Encodes every file of {@code byKey} (cache key → image or video) missing from {@code cache}, in batches of
      * {@value #CACHE_FILL_BATCH} (pixels decoded in parallel), with a progress bar; returns how many were computed.
      */
-    static int fillCache(xllm.train.FeatureCache cache, ImageInterface imageInterface, java.util.Map<String, Path> byKey,
+    static int fillCache(xllm.data.FeatureCache cache, ImageInterface imageInterface, java.util.Map<String, Path> byKey,
                          NDManager manager) throws IOException {
         int missing = 0;
         for (String key : byKey.keySet()) if (!cache.contains(key)) missing++;
-        xllm.train.ProgressBar progress = missing == 0 ? null
-                : xllm.train.ProgressBar.stderr(missing, imageInterface.tag().toLowerCase(java.util.Locale.ROOT));
+        xllm.data.ProgressBar progress = missing == 0 ? null
+                : xllm.data.ProgressBar.stderr(missing, imageInterface.tag().toLowerCase(java.util.Locale.ROOT));
         return cache.fill(new ArrayList<>(byKey.keySet()), keys -> {
             float[][] pixels = keys.parallelStream().map(key -> {
                 try {

@@ -1,7 +1,7 @@
 package xllm.model;
 
 import ai.djl.ndarray.NDArray;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Path;

@@ -8,7 +8,7 @@ import xllm.llm.LanguageModel;
 import xllm.train.Checkpoint;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Files;

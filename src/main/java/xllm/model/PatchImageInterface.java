@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.vision.ImageLoader;
 import xllm.x2l.LinearAdapter;
 
@@ -113,7 +113,7 @@ public final class PatchImageInterface implements ImageInterface {
     /** Identity of the frozen encoder for the feature cache: its description and projection weights. */
     @Override
     public String fingerprint() {
-        return xllm.train.FeatureCache.fingerprint("patch-8x8 " + PATCH + "px tanh(x @ P) " + PATCH_VALUES + "->" + FEATURES,
+        return xllm.tensor.Fingerprint.of("patch-8x8 " + PATCH + "px tanh(x @ P) " + PATCH_VALUES + "->" + FEATURES,
                 List.of(xllm.tensor.SafetensorsWriter.fromNDArray("projection", projection)));
     }
 }

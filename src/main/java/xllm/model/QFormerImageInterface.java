@@ -4,8 +4,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import xllm.train.FeatureCache;
-import xllm.train.TrainableParameter;
+import xllm.data.FeatureCache;
+import xllm.tensor.TrainableParameter;
 import xllm.vision.EfficientNetLite0;
 import xllm.vision.ImageLoader;
 import xllm.vision.VideoReader;
@@ -192,7 +192,7 @@ public final class QFormerImageInterface implements ImageInterface {
 
     @Override
     public String fingerprint() {
-        return FeatureCache.fingerprint(encoder.identity() + " features " + java.util.Arrays.toString(featureShape()), List.of());
+        return xllm.tensor.Fingerprint.of(encoder.identity() + " features " + java.util.Arrays.toString(featureShape()), List.of());
     }
 
     @Override

@@ -7,8 +7,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.data.ConversationSample;
-import xllm.train.FeatureCache;
-import xllm.train.TrainableParameter;
+import xllm.data.FeatureCache;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 import xllm.x2l.QFormerPretraining;
 

@@ -9,9 +9,9 @@ import xllm.data.ConversationSample;
 import xllm.data.JsonLines;
 import xllm.llm.LanguageModel;
 import xllm.data.AsrSample;
-import xllm.train.FeatureCache;
-import xllm.train.ProgressBar;
-import xllm.train.TrainableParameter;
+import xllm.data.FeatureCache;
+import xllm.data.ProgressBar;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;

@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import xllm.speech.CifAsrModel;
 import xllm.speech.WavReader;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.x2l.BertEncoder;
 import xllm.x2l.LinearAdapter;
 
@@ -169,7 +169,7 @@ public final class SpeechInterface implements AutoCloseable {
 
     /** Identity of the frozen encoder + CIF for the feature cache. */
     public String fingerprint() {
-        return xllm.train.FeatureCache.fingerprint(asrIdentity + " fired tokens width " + firedWidth(), List.of());
+        return xllm.tensor.Fingerprint.of(asrIdentity + " fired tokens width " + firedWidth(), List.of());
     }
 
     public String describe() {

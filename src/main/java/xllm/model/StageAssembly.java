@@ -7,7 +7,7 @@ import xllm.llm.LanguageModel;
 import xllm.train.StageConfig;
 import xllm.train.TrainingTask;
 
-import xllm.train.FeatureCache;
+import xllm.data.FeatureCache;
 import xllm.vision.EfficientNetLite0;
 import xllm.x2l.BertCheckpoint;
 import xllm.x2l.QFormer;
@@ -93,7 +93,7 @@ public final class StageAssembly {
                 : ConversationSample.readManifest(config.data().eval());
         if (!config.featureCache()) return new ImageInstructionTask(llm, image, train, eval);
         // Frozen encoder outputs, keyed by the encoder's fingerprint: a changed encoder reads (and fills) a new cache.
-        xllm.train.FeatureCache cache = xllm.train.FeatureCache.open(config.output().resolve("feature-cache"),
+        xllm.data.FeatureCache cache = xllm.data.FeatureCache.open(config.output().resolve("feature-cache"),
                 videoStage ? "video-encoder" : "image-encoder", image.fingerprint());
         ImageInstructionTask task = new ImageInstructionTask(llm, image, train, eval, cache);
         int computed = task.fillCache(manager);
@@ -123,12 +123,12 @@ public final class StageAssembly {
             throw e;
         }
         List<SpeechInstructionTask.Sample> train, eval;
-        xllm.train.FeatureCache cache = null;
+        xllm.data.FeatureCache cache = null;
         try {
             train = SpeechInstructionTask.readManifest(config.data().train());
             eval = config.data().eval() == null ? List.of() : SpeechInstructionTask.readManifest(config.data().eval());
             if (config.featureCache()) {
-                cache = xllm.train.FeatureCache.open(config.output().resolve("feature-cache"), "speech-encoder",
+                cache = xllm.data.FeatureCache.open(config.output().resolve("feature-cache"), "speech-encoder",
                         speech.fingerprint());
             }
         } catch (IOException | RuntimeException e) {

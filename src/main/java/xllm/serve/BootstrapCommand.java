@@ -296,7 +296,7 @@ public final class BootstrapCommand implements Runnable {
         }
     }
 
-    /** {@code ./xllm bootstrap replies}: see {@link xllm.model.SpokenReplies}. */
+    /** {@code ./xllm bootstrap replies}: see {@link xllm.data.SpokenReplies}. */
     @Command(name = "replies", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
             description = {"Spoken-question data for stage 2 (speech): the frozen LLM's own greedy chat reply to each "
                     + "transcript of an ASR manifest (its first sentence), as a LLaVA-style manifest whose samples make "
@@ -338,7 +338,7 @@ public final class BootstrapCommand implements Runnable {
             OutputPaths.file("--out", out); // before the model is loaded
             try (ai.djl.ndarray.NDManager manager = ai.djl.ndarray.NDManager.newBaseManager();
                  xllm.llm.LanguageModel model = llm.open(manager)) {
-                xllm.model.SpokenReplies.Summary summary = xllm.model.SpokenReplies.write(model, data, out, asr,
+                xllm.data.SpokenReplies.Summary summary = xllm.data.SpokenReplies.write(model, data, out, asr,
                         replies, batch, maxTokens);
                 PrintWriter printer = spec.commandLine().getOut();
                 printer.printf(Locale.ROOT, "wrote %s: %d reply samples (%d distinct transcripts, %d empty replies left "

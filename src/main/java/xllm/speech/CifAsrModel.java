@@ -11,7 +11,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.tensor.HostTensor;
 import xllm.tensor.Safetensors;
 import xllm.tensor.SafetensorsWriter;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Files;

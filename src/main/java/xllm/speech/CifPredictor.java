@@ -9,7 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.convolutional.Conv1d;
 import ai.djl.nn.core.Linear;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.util.List;
 import java.util.Map;

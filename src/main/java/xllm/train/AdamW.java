@@ -1,5 +1,7 @@
 package xllm.train;
 
+import xllm.tensor.TrainableParameter;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;

@@ -1,5 +1,9 @@
 package xllm.train;
 
+import xllm.data.ProgressBar;
+
+import xllm.tensor.TrainableParameter;
+
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.core.Linear;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.util.List;
 

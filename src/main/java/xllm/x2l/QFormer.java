@@ -11,7 +11,7 @@ import xllm.tensor.HostTensor;
 import xllm.tensor.Safetensors;
 import xllm.tensor.SafetensorsWriter;
 import xllm.tensor.TransformerOps;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Path;

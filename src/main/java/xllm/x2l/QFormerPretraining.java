@@ -7,7 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.core.Embedding;
 import ai.djl.nn.core.Linear;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.util.ArrayList;
 import java.util.Collections;

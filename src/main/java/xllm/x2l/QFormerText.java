@@ -11,7 +11,7 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.nn.core.Linear;
 import ai.djl.nn.norm.LayerNorm;
 import xllm.tensor.TransformerOps;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.util.ArrayList;

@@ -13,7 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 import xllm.model.StageAssembly;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 
 import java.io.IOException;

@@ -8,7 +8,7 @@ import xllm.train.Checkpoint;
 import xllm.train.MetricsLog;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 import xllm.train.TrainingTask;
 import xllm.x2l.QFormer;
 

@@ -1,5 +1,7 @@
 package xllm.model;
 
+import xllm.data.SpokenReplies;
+
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -10,7 +10,7 @@ import ai.djl.training.GradientCollector;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import xllm.train.AdamW;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Files;

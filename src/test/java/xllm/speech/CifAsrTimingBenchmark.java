@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import org.junit.jupiter.api.Test;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.util.ArrayList;
 import java.util.Arrays;

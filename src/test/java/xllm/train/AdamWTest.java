@@ -1,5 +1,7 @@
 package xllm.train;
 
+import xllm.tensor.TrainableParameter;
+
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.BaseNDManager;
 import ai.djl.ndarray.NDArray;

@@ -1,5 +1,7 @@
 package xllm.train;
 
+import xllm.data.FeatureCache;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;

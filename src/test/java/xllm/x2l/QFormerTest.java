@@ -14,7 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 import xllm.tensor.HostTensor;
 import xllm.tensor.Safetensors;
 import xllm.tensor.SafetensorsWriter;
-import xllm.train.TrainableParameter;
+import xllm.tensor.TrainableParameter;
 
 import java.io.IOException;
 import java.nio.file.Path;

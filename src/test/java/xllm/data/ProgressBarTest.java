@@ -1,4 +1,4 @@
-package xllm.train;
+package xllm.data;
 
 import org.junit.jupiter.api.Test;
 

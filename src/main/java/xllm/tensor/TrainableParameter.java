@@ -1,4 +1,4 @@
-package xllm.train;
+package xllm.tensor;
 
 import ai.djl.ndarray.NDArray;
 

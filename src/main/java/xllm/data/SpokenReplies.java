@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.data;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -6,7 +6,6 @@ import xllm.llm.ChatTemplate;
 import xllm.llm.Generator;
 import xllm.llm.LanguageModel;
 import xllm.data.AsrSample;
-import xllm.train.ProgressBar;
 
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -92,7 +91,7 @@ public final class SpokenReplies {
                 String audio = base.relativize(s.audio().toAbsolutePath()).toString();
                 if (withTranscripts) {
                     writer.write(line(s.id() + "-asr", audio, "asr", s.text(),
-                            "<audio>\n" + SpeechInstructionTask.ASR_INSTRUCTION, s.text(), null));
+                            "<audio>\n" + xllm.model.SpeechInstructionTask.ASR_INSTRUCTION, s.text(), null));
                     asrWritten++;
                 }
                 if (!askedSet.contains(s)) continue;
@@ -113,7 +112,7 @@ public final class SpokenReplies {
     }
 
     /** The reply up to its first sentence end ({@code .!?} then a space or the end), stripped. */
-    static String firstSentence(String reply) {
+    public static String firstSentence(String reply) {
         String text = reply.strip();
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
@@ -124,7 +123,7 @@ public final class SpokenReplies {
         return text;
     }
 
-    static boolean isMandarin(String text) {
+    public static boolean isMandarin(String text) {
         return text.codePoints().anyMatch(c -> Character.UnicodeScript.of(c) == Character.UnicodeScript.HAN);
     }
 

@@ -1,4 +1,4 @@
-package xllm.train;
+package xllm.data;
 
 import java.io.PrintStream;
 import java.util.Locale;

@@ -1,4 +1,4 @@
-package xllm.train;
+package xllm.data;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -101,18 +101,18 @@ class FeatureCacheTest {
         HostTensor weight = HostTensor.ofFloats("patch_embed.weight", new float[] {1, 2, 3, 4}, 2, 2);
         HostTensor bias = HostTensor.ofFloats("patch_embed.bias", new float[] {0.5f, -0.5f}, 2);
         String config = "{\"hidden_size\": 2}";
-        String base = FeatureCache.fingerprint(config, List.of(weight, bias));
+        String base = xllm.tensor.Fingerprint.of(config, List.of(weight, bias));
         assertTrue(base.matches("[0-9a-f]{16}"), base);
-        assertEquals(base, FeatureCache.fingerprint(config, List.of(weight, bias)));
+        assertEquals(base, xllm.tensor.Fingerprint.of(config, List.of(weight, bias)));
 
         byte[] bytes = new byte[16];
         weight.data().duplicate().get(bytes);
         bytes[13] ^= 1; // one bit of one weight
         HostTensor flipped = new HostTensor(weight.name(), weight.dtype(), weight.shape(), java.nio.ByteBuffer.wrap(bytes));
-        String changedWeight = FeatureCache.fingerprint(config, List.of(flipped, bias));
-        String changedConfig = FeatureCache.fingerprint("{\"hidden_size\": 3}", List.of(weight, bias));
-        String reordered = FeatureCache.fingerprint(config, List.of(bias, weight));
-        String reshaped = FeatureCache.fingerprint(config, List.of(
+        String changedWeight = xllm.tensor.Fingerprint.of(config, List.of(flipped, bias));
+        String changedConfig = xllm.tensor.Fingerprint.of("{\"hidden_size\": 3}", List.of(weight, bias));
+        String reordered = xllm.tensor.Fingerprint.of(config, List.of(bias, weight));
+        String reshaped = xllm.tensor.Fingerprint.of(config, List.of(
                 HostTensor.ofFloats("patch_embed.weight", new float[] {1, 2, 3, 4}, 4), bias));
         assertEquals(5, java.util.Set.of(base, changedWeight, changedConfig, reordered, reshaped).size());
 
