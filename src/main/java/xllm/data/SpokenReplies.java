@@ -91,7 +91,7 @@ public final class SpokenReplies {
                 String audio = base.relativize(s.audio().toAbsolutePath()).toString();
                 if (withTranscripts) {
                     writer.write(line(s.id() + "-asr", audio, "asr", s.text(),
-                            "<audio>\n" + xllm.model.SpeechInstructionTask.ASR_INSTRUCTION, s.text(), null));
+                            "<audio>\n" + xllm.model.PromptTemplate.ASR_INSTRUCTION, s.text(), null));
                     asrWritten++;
                 }
                 if (!askedSet.contains(s)) continue;

@@ -28,8 +28,11 @@ public final class AsrEvaluation {
 
     private static final int TEXT_COLUMN = 40;
 
-    /** A manifest line; {@code line} is its line number, for messages. */
-    public record Entry(String id, Path audio, String text, String language, int line) {
+    /**
+     * A manifest line; {@code image} is the optional picture the speech is about (multimodal ASR, null without);
+     * {@code line} is its line number, for messages.
+     */
+    public record Entry(String id, Path audio, String text, String language, Path image, int line) {
     }
 
     /** Everything {@link #run} measured. */
@@ -54,7 +57,9 @@ public final class AsrEvaluation {
             Integer first = lineOfId.putIfAbsent(id, line.number());
             if (first != null) throw new IOException(line.where() + ": id \"" + id + "\" again (first on line " + first + ")");
             String text = line.string("text");
-            entries.add(new Entry(id, line.media("audio", manifest), text, line.string("language", "en"), line.number()));
+            Path image = line.object().has("image") ? line.media("image", manifest) : null;
+            entries.add(new Entry(id, line.media("audio", manifest), text, line.string("language", "en"), image,
+                    line.number()));
             return limit <= 0 || entries.size() < limit;
         });
         if (entries.isEmpty()) throw new IOException(manifest + ": no utterances");

@@ -5,7 +5,10 @@ import xllm.data.ConversationSample;
 import xllm.data.JsonLines;
 import xllm.data.SyntheticScenes;
 import xllm.llm.Generator;
-import xllm.model.MediaChat;
+import xllm.model.Modality;
+import xllm.model.Turn;
+import xllm.model.XLlm;
+import xllm.train.InstructionTask;
 import xllm.data.ProgressBar;
 
 import java.io.IOException;
@@ -74,10 +77,13 @@ public final class ImageQaEvaluation {
         return false;
     }
 
-    /** The model under evaluation: its greedy answer, of at most {@code maxTokens}, to a question about a file. */
+    /**
+     * The model under evaluation: its greedy answer, of at most {@code maxTokens}, to the last turn of a conversation
+     * (earlier turns are history with their reference answers).
+     */
     @FunctionalInterface
     public interface Model {
-        String answer(Path media, String question, int maxTokens) throws IOException;
+        String answer(InstructionTask.Sample conversation, int maxTokens) throws IOException;
     }
 
     /**
@@ -85,26 +91,39 @@ public final class ImageQaEvaluation {
      * question); {@code keywords}: an array of strings, empty when the line has none; {@code attributes}: a scene
      * description's, null for other samples.
      */
-    public record Sample(String id, String task, String language, Path media, String question, String expected,
+    public record Sample(String id, String task, String language, InstructionTask.Sample conversation, String expected,
                          boolean spoken, JsonNode keywords, JsonNode attributes) {
     }
 
-    public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, PrintStream log) throws IOException {
-        return run(chat, manifest, limit, null, log);
+    public static Map<String, Score> run(XLlm model, Path manifest, int limit, PrintStream log) throws IOException {
+        return run(model, manifest, limit, null, log);
     }
 
-    /**
-     * As below, asking {@code chat}: the checkpoint decides the modality, so an align-image checkpoint reads each
-     * sample's "image", an align-video one its "video", an align-speech one its "audio".
-     */
-    public static Map<String, Score> run(MediaChat chat, Path manifest, int limit, String task, PrintStream log)
+    /** As below, asking {@code model}; each sample's media must be ones the model reads. */
+    public static Map<String, Score> run(XLlm model, Path manifest, int limit, String task, PrintStream log)
             throws IOException {
-        return run(answering(chat), readSamples(manifest, limit, task, MediaChat.flag(chat.modality())), log);
+        return run(answering(model), readSamples(manifest, limit, task, model.modalities()), log);
     }
 
-    /** {@code chat} as the model under evaluation. */
-    public static Model answering(MediaChat chat) {
-        return (media, question, maxTokens) -> chat.answer(media, question, Generator.Options.greedy(maxTokens), null).text();
+    /** {@code model} as the model under evaluation. */
+    public static Model answering(XLlm model) {
+        return (conversation, maxTokens) -> model.generate(List.of(turns(model, conversation)),
+                Generator.Options.greedy(maxTokens), null).get(0).text();
+    }
+
+    /** A conversation's turns with their media prepared; the last turn's answer left to generate. */
+    public static List<Turn> turns(XLlm model, InstructionTask.Sample conversation) throws IOException {
+        List<Turn> turns = new ArrayList<>();
+        List<InstructionTask.Exchange> exchanges = conversation.turns();
+        for (int i = 0; i < exchanges.size(); i++) {
+            InstructionTask.Exchange e = exchanges.get(i);
+            Map<Modality, Turn.Medium> media = new java.util.EnumMap<>(Modality.class);
+            for (Modality m : e.media()) {
+                media.put(m, Turn.Medium.prepared(model.interfaceOf(m).prepare(conversation.media().get(m))));
+            }
+            turns.add(new Turn(media, e.question(), i == exchanges.size() - 1 ? null : e.answer()));
+        }
+        return turns;
     }
 
     /** Scores {@code model} on {@code samples} ({@link #readSamples}); {@code log}, when given, gets each wrong answer. */
@@ -116,7 +135,7 @@ public final class ImageQaEvaluation {
         for (Sample sample : samples) {
             String row = sample.task() + "/" + sample.language();
             // a spoken question's expected answer is a sentence (the LLM's reply, up to 40 tokens); others are words
-            String answer = model.answer(sample.media(), sample.question(), sample.spoken() ? 48 : 24);
+            String answer = model.answer(sample.conversation(), sample.spoken() ? 48 : 24);
             boolean right = normalise(answer).equals(normalise(sample.expected()))
                     || containsKeyword(answer, sample.keywords());
             int[] c = counts.computeIfAbsent(row, k -> new int[2]);
@@ -155,7 +174,8 @@ public final class ImageQaEvaluation {
      * of strings when present. A caption or describe sample with "attributes" is scored attribute by attribute, so
      * these need string "colour" and "shape" and an integer "count". Errors name the file and line.
      */
-    public static List<Sample> readSamples(Path manifest, int limit, String task, String mediaField) throws IOException {
+    public static List<Sample> readSamples(Path manifest, int limit, String task, Set<Modality> modalities)
+            throws IOException {
         List<Sample> samples = new ArrayList<>();
         Set<String> tasks = new TreeSet<>();
         JsonLines.read(manifest, line -> {
@@ -164,11 +184,20 @@ public final class ImageQaEvaluation {
             String kind = line.string("task", "all");
             tasks.add(kind);
             String language = line.string("language", "?");
-            JsonNode conversations = node.path("conversations");
-            ConversationSample.requireHumanThenGpt(conversations, line.where());
-            String question = ConversationSample.questionText(turnValue(line, conversations, 0, "human"));
-            String expected = turnValue(line, conversations, 1, "gpt");
-            if (expected.isBlank()) throw new IOException(line.where() + ": empty answer");
+            InstructionTask.Sample conversation = InstructionTask.of(ConversationSample.fromJson(node, manifest, line.where()));
+            InstructionTask.Exchange last = conversation.turns().get(conversation.turns().size() - 1);
+            String expected = last.answer();
+            for (Modality m : conversation.media().keySet()) {
+                if (!modalities.contains(m)) {
+                    throw new IOException(line.where() + ": sample '" + id + "' has " + (m == Modality.IMAGE ? "an " : "a ")
+                            + m.field() + ", which this model does not read (it reads "
+                            + modalities.stream().map(x -> "--" + x.flag()).toList() + "); choose samples with --task");
+                }
+            }
+            if (conversation.media().isEmpty()) {
+                throw new IOException(line.where() + ": sample '" + id + "' has no " + modalities.stream()
+                        .map(Modality::field).toList() + " file to ask about");
+            }
             JsonNode keywords = node.path("keywords");
             if (!keywords.isMissingNode() && !(keywords.isArray() && allText(keywords))) {
                 throw new IOException(line.where() + ": \"keywords\" must be an array of strings");
@@ -180,10 +209,9 @@ public final class ImageQaEvaluation {
                 throw new IOException(line.where() + ": \"attributes\" of a scene description must have string "
                         + "\"colour\" and \"shape\" and an integer \"count\"");
             }
-            Path media = line.media(mediaField, manifest);
             if (task == null || task.equals(kind)) {
-                boolean spoken = mediaField.equals("audio") && question.isEmpty();
-                samples.add(new Sample(id, kind, language, media, question, expected, spoken, keywords,
+                boolean spoken = last.media().contains(Modality.SPEECH) && last.question().isBlank();
+                samples.add(new Sample(id, kind, language, conversation, expected, spoken, keywords,
                         scene ? attributes : null));
             }
             return limit <= 0 || samples.size() < limit;
@@ -193,15 +221,6 @@ public final class ImageQaEvaluation {
                     + String.join(", ", tasks) + ")"));
         }
         return samples;
-    }
-
-    /** The text of turn {@code index} (whose role {@link ConversationSample#requireHumanThenGpt} has checked). */
-    private static String turnValue(JsonLines.Line line, JsonNode conversations, int index, String from) throws IOException {
-        JsonNode turn = conversations.get(index);
-        if (!turn.path("value").isTextual()) {
-            throw new IOException(line.where() + ": the " + from + " turn's \"value\" must be a string");
-        }
-        return turn.get("value").asText();
     }
 
     private static boolean allText(JsonNode array) {

@@ -1,57 +1,121 @@
 package xllm.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import xllm.tensor.TrainableParameter;
+import xllm.x2l.IAdapter;
+import xllm.x2l.QFormerConfig;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
- * An image interface of X-LLM (paper §3.1): a frozen image encoder followed by the trainable X2L part (Q-Former
- * and/or adapter) that turns an image into a few vectors in the LLM's embedding space. Split in three so training
- * can prepare pixels off the training thread and cache the frozen encoder's output.
+ * The paper's image interface (§3.1, Fig. 1): frozen image encoder → Q-Former (learned queries cross-attending to the
+ * image features) → I-Adapter. The encoder is chosen by configuration: EfficientNet-Lite0 (the pretrained encoder a
+ * registry carries here; its 7×7 feature map gets fixed 2-D positions, without which cross-attention cannot tell
+ * left from right) or a CLIP ViT (BLIP-2's kind). Parameters {@code imageInterface.qformer.<HF Blip2QFormerModel
+ * name>}, {@code imageInterface.qformer.query_tokens}, {@code imageInterface.adapter.{weight,bias}}.
  */
-public interface ImageInterface {
+public final class ImageInterface implements ModalityInterface {
 
-    /** The prompt tag around this interface's vectors: {@code Image} → {@code <Image>…</Image>}, {@code Video}. */
-    default String tag() {
-        return "Image";
+    static final String PREFIX = Modality.IMAGE.parameterPrefix();
+
+    private final VisionSide side;
+    private final IAdapter adapter;
+
+    private ImageInterface(VisionSide side, IAdapter adapter) {
+        this.side = side;
+        this.adapter = adapter;
     }
-
-    /** Pixels for the encoder, as a flat float array; CPU only and safe to call from a loader thread. */
-    float[] preprocess(Path image) throws IOException;
-
-    /** Shape of one preprocessed input, e.g. (3, 224, 224). */
-    long[] inputShape();
-
-    /** Shape of one image's frozen features, e.g. (49, 1280); what the feature cache stores. */
-    long[] featureShape();
-
-    /** Frozen encoder: (B, inputShape…) → (B, featureShape…). */
-    NDArray encode(NDArray inputs);
 
     /**
-     * What the trainable part reads: the frozen features (B, featureShape…) plus the encoder's fixed position
-     * embeddings where its tokens carry none ({@code VisionEncoder#positions}); the features themselves otherwise.
-     * Kept out of {@link #encode} so the feature cache stores the encoder's own output.
+     * @param encoder  vision encoder name ({@link VisionSide#openEncoder})
+     * @param qformer  Q-Former shape, or null for none (the tiny test encoder)
+     * @param bertInit BERT checkpoint the Q-Former starts from, or null
      */
-    default NDArray withPositions(NDArray features) {
-        return features;
+    public static ImageInterface create(String encoder, QFormerConfig qformer, Path bertInit, int llmWidth, long seed,
+                                        NDManager manager) throws IOException {
+        VisionSide side = VisionSide.create(encoder, qformer, bertInit, seed, manager);
+        manager.getEngine().setRandomSeed((int) seed);
+        return new ImageInterface(side, IAdapter.initialise(PREFIX + "adapter", side.outputWidth(), llmWidth, manager));
     }
 
-    /** Trainable part: (B, featureShape…) → (B, Q, D) LLM embeddings, positions added as {@link #withPositions}. */
-    NDArray adapt(NDArray features);
+    static ImageInterface create(InterfaceConfig.Image config, NDManager manager) throws IOException {
+        return create(config.encoder().source(), config.qformer(), null, config.llmWidth(), 0, manager);
+    }
 
-    /** The parameters recipes may train, named as in checkpoints ({@code imageInterface.…}). */
-    List<TrainableParameter> parameters();
+    @Override
+    public Modality modality() {
+        return Modality.IMAGE;
+    }
 
-    /** Frozen tensors (tests check they never change). */
-    List<NDArray> frozenTensors();
+    @Override
+    public Features prepare(Path image) throws IOException {
+        return new Features(side.pixels(image), side.encoder().inputShape());
+    }
 
-    /** Identity of the frozen encoder for the feature cache. */
-    String fingerprint();
+    @Override
+    public List<Features> encode(List<Features> prepared, NDManager scope) {
+        try (NDManager local = scope.newSubManager()) {
+            return Features.unstack(side.features(Features.stack(prepared, local)), side.encoder().featureShape());
+        }
+    }
 
-    /** One line for checkpoints' config.json. */
-    String describe();
+    @Override
+    public List<NDArray> adapt(List<Features> encoded, NDManager scope) {
+        NDArray features = Features.stack(encoded, scope);                 // (B, N, C)
+        return Features.rows(adapter.forward(side.queries(features)));     // (B, Q, H) → (B, Q, D)
+    }
+
+    /**
+     * The encoder's features (B, N, C) with its fixed positions added, as the Q-Former reads them; for stage 1
+     * ({@code convert-qformer}), which trains a Q-Former of its own on them.
+     */
+    public NDArray positioned(NDArray features) {
+        return side.encoder().withPositions(features);
+    }
+
+    /** Q-Former sizes by recipe size: tiny for tests, demo = the shape of all-MiniLM-L6-v2, full = BERT-base (paper). */
+    public static QFormerConfig qformerConfig(String size) {
+        int width = xllm.vision.EfficientNetLite0.FEATURE_CHANNELS; // VisionSide sets the encoder's own width
+        return switch (size) {
+            case "tiny" -> new QFormerConfig(64, 2, 4, 128, 2, width, 1e-12, 8, "gelu");
+            case "demo" -> new QFormerConfig(384, 6, 12, 1536, 2, width, 1e-12, 32, "gelu");
+            case "full" -> new QFormerConfig(768, 12, 12, 3072, 2, width, 1e-12, 32, "gelu");
+            default -> throw new IllegalArgumentException("unknown interface size '" + size + "'");
+        };
+    }
+
+    @Override
+    public List<TrainableParameter> parameters() {
+        List<TrainableParameter> all = new ArrayList<>(side.parameters(PREFIX));
+        all.addAll(adapter.parameters());
+        return all;
+    }
+
+    @Override
+    public List<NDArray> frozenTensors() {
+        return side.frozenTensors();
+    }
+
+    @Override
+    public String fingerprint() {
+        return side.fingerprint(side.encoder().featureShape());
+    }
+
+    @Override
+    public InterfaceConfig.Image config() {
+        return new InterfaceConfig.Image(side.record(), side.qformerConfig(), adapterWidth());
+    }
+
+    private int adapterWidth() {
+        return Math.toIntExact(adapter.parameters().get(0).value().getShape().get(0));
+    }
+
+    @Override
+    public void close() {
+        side.close();
+    }
 }

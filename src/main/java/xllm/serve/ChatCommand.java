@@ -33,19 +33,19 @@ public final class ChatCommand implements Callable<Integer> {
     @Option(names = "--system", description = "Initial system message.")
     String system;
 
-    @Option(names = "--image", description = "Ask about this image (--model must be an xllm training checkpoint "
-            + "with an image interface); change it with /image FILE.")
+    @Option(names = "--image", description = "Attach this image to the first message (--model must be an X-LLM "
+            + "checkpoint with an image interface); /image FILE attaches one later.")
     java.nio.file.Path image;
 
-    @Option(names = "--video", description = "Ask about this video (--model must be a checkpoint with a video "
-            + "interface); change it with /video FILE.")
+    @Option(names = "--video", description = "Attach this video to the first message (a checkpoint with a video "
+            + "interface); /video FILE attaches one later.")
     java.nio.file.Path video;
 
-    @Option(names = "--audio", description = "Talk about this WAV (--model must be a checkpoint with a speech "
-            + "interface); change it with /audio FILE.")
+    @Option(names = "--audio", description = "Attach this WAV to the first message (a checkpoint with a speech "
+            + "interface); /audio FILE attaches one later, /ask sends it as the question.")
     java.nio.file.Path audio;
 
-    @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).")
+    @Option(names = "--frames", description = "Frames sampled per video (default: the checkpoint's).")
     int frames;
 
     /** Reads one user turn (with continuations), or null at end of input. */
@@ -58,19 +58,23 @@ public final class ChatCommand implements Callable<Integer> {
         xllm.llm.Generator.Options options = sampling.toOptions(); // bad flags fail before a model is loaded
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         java.nio.file.Path resolved = ModelStore.defaultStore().resolve(modelOption.model);
-        boolean imageMode = xllm.model.MediaChat.isCheckpoint(resolved);
-        MediaOption media = MediaOption.of(image, video, audio);
-        if (media != null && !imageMode) {
-            throw new IllegalArgumentException("--" + media.flag() + " needs --model <training checkpoint dir>; " + resolved
-                    + " is not one");
+        boolean mediaMode = xllm.model.XLlm.isCheckpoint(resolved);
+        java.util.Map<xllm.model.Modality, java.nio.file.Path> media = MediaOption.of(image, video, audio);
+        if (!media.isEmpty() && !mediaMode) {
+            throw new IllegalArgumentException(MediaOption.flags(media) + " need --model <X-LLM checkpoint dir>; "
+                    + resolved + " is not one");
         }
+        if (frames != 0) xllm.model.VideoInterface.requireFrames(frames);
         try (NDManager manager = NDManager.newBaseManager();
-             AutoCloseable owned = imageMode ? xllm.model.MediaChat.open(resolved, frames, manager) : modelOption.open(manager)) {
-            if (media != null) ((xllm.model.MediaChat) owned).requireModality(media.modality(), resolved);
-            ChatSession session = imageMode
-                    ? new ChatSession(null, (xllm.model.MediaChat) owned, media == null ? null : media.path(),
-                            options, out, system)
-                    : new ChatSession((LanguageModel) owned, options, out, system);
+             AutoCloseable owned = mediaMode ? xllm.model.XLlm.load(resolved, frames, manager) : modelOption.open(manager)) {
+            ChatSession session;
+            if (mediaMode) {
+                xllm.model.XLlm model = (xllm.model.XLlm) owned;
+                for (xllm.model.Modality m : media.keySet()) model.interfaceOf(m); // names what the checkpoint lacks
+                session = new ChatSession(null, new xllm.model.Conversation(model), media, options, out, system);
+            } else {
+                session = new ChatSession((LanguageModel) owned, options, out, system);
+            }
             String name = resolved.getFileName().toString();
             if (System.console() != null) {
                 try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {

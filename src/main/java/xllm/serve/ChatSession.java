@@ -1,5 +1,12 @@
 package xllm.serve;
 
+import xllm.model.Modality;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.Map;
+
 import xllm.llm.ChatTemplate;
 import xllm.llm.Generator;
 import xllm.llm.LanguageModel;
@@ -18,19 +25,20 @@ final class ChatSession {
 
     static final String HELP = """
             Commands:
-              /image FILE    ask about this image from now on (needs a training checkpoint as --model)
-              /video FILE    ask about this video from now on (needs a video-interface checkpoint)
-              /audio FILE    talk about this WAV from now on (needs a speech-interface checkpoint)
-              /ask           answer the current WAV's spoken question (the speech is the question)
+              /image FILE    attach an image to your next message (needs an X-LLM checkpoint as --model)
+              /video FILE    attach a video to your next message
+              /audio FILE    attach a WAV to your next message
+              /ask           send the attached WAV as the question itself (the speech is the question)
+            Attachments combine in one message; earlier messages and their media stay in the conversation.
               /system TEXT   set the system message (and start a new conversation)
-              /reset         forget the conversation (keeps the system message)
+              /reset         forget the conversation and attachments (keeps the system message)
               /help          this text
               /exit          quit (Ctrl-D too)
             A line ending in \\ continues on the next line; a line with only \"\"\" starts or ends a block.""";
 
-    private final LanguageModel model;          // text chat, or null in image mode
-    private final xllm.model.MediaChat imageChat; // media mode: a trained image, video or speech interface, or null
-    private java.nio.file.Path image;             // the current image, video or WAV
+    private final LanguageModel model;               // text chat, or null in media mode
+    private final xllm.model.Conversation media;     // media mode: the X-LLM conversation, or null
+    private final Map<Modality, Path> attached = new EnumMap<>(Modality.class); // for the next message
     private final Generator.Options options;
     private final PrintStream out;
     private final List<ChatTemplate.Message> history = new ArrayList<>();
@@ -41,12 +49,15 @@ final class ChatSession {
         this(model, null, null, options, out, system);
     }
 
-    /** Image mode: each turn asks {@code imageChat} about the current image (the paper's single-turn template). */
-    ChatSession(LanguageModel model, xllm.model.MediaChat imageChat, java.nio.file.Path image, Generator.Options options,
-                PrintStream out, String system) {
+    /**
+     * Media mode: each message goes to the X-LLM conversation with the media attached since the last one
+     * ({@code attached}: those of the command line, for the first message); the history keeps every turn.
+     */
+    ChatSession(LanguageModel model, xllm.model.Conversation media, Map<Modality, Path> attached,
+                Generator.Options options, PrintStream out, String system) {
         this.model = model;
-        this.imageChat = imageChat;
-        this.image = image;
+        this.media = media;
+        if (attached != null) this.attached.putAll(attached);
         this.options = options;
         this.out = out;
         this.system = system;
@@ -68,13 +79,8 @@ final class ChatSession {
                 return true;
             }
         }
-        if (imageChat != null) {
-            if (image == null) {
-                String kind = xllm.model.MediaChat.flag(imageChat.modality());
-                out.println("(no " + kind + " yet: /" + kind + " FILE)");
-                return true;
-            }
-            turn(() -> imageChat.answer(image, input, options, this::stream));
+        if (media != null) {
+            ask(input);
             return true;
         }
         ChatTemplate.Message user = new ChatTemplate.Message("user", input);
@@ -89,6 +95,29 @@ final class ChatSession {
             history.add(new ChatTemplate.Message("assistant", reply.text().strip()));
         }
         return true;
+    }
+
+    /** One media turn: the attached media and {@code question}; the attachments are used up when it succeeds. */
+    private void ask(String question) {
+        if (question.isBlank() && !attached.containsKey(Modality.SPEECH)) return;
+        Generator.Completion reply = turn(() -> media.ask(attached, question, options, this::stream));
+        if (reply != null) attached.clear();
+    }
+
+    /** {@code /image FILE} and its kin: checks the model reads that kind and the file exists, then attaches it. */
+    private void attach(String kind, String file) {
+        Modality modality = java.util.Arrays.stream(Modality.values()).filter(m -> m.flag().equals(kind)).findFirst()
+                .orElseThrow();
+        if (media == null || !media.model().modalities().contains(modality)) {
+            String reads = media == null ? "text only" : String.join(", ", media.model().modalities().stream()
+                    .map(m -> "/" + m.flag()).toList());
+            out.println("(this model has no " + modality.id() + " interface; it reads " + reads + ")");
+        } else if (file.isEmpty() || !Files.isRegularFile(Path.of(file))) {
+            out.println("(no such " + kind + " file: " + file + ")");
+        } else {
+            attached.put(modality, Path.of(file));
+            out.println("(" + kind + " attached to your next message: " + file + ")");
+        }
     }
 
     /** The reply's listener: prints its text as it is generated. */
@@ -133,6 +162,8 @@ final class ChatSession {
             }
             case "/reset" -> {
                 history.clear();
+                attached.clear();
+                if (media != null) media.reset();
                 out.println("(conversation cleared)");
             }
             case "/system" -> {
@@ -142,27 +173,13 @@ final class ChatSession {
             }
             case "/help" -> out.println(HELP);
             case "/ask" -> {
-                if (imageChat == null || !imageChat.modality().equals("Speech") || image == null) {
-                    out.println("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)");
+                if (media == null || !attached.containsKey(Modality.SPEECH)) {
+                    out.println("(/ask needs an X-LLM checkpoint with a speech interface and an attached WAV: /audio FILE)");
                     return true;
                 }
-                turn(() -> imageChat.answer(image, "", options, this::stream));
+                ask("");
             }
-            case "/image", "/video", "/audio" -> {
-                String kind = parts[0].substring(1);
-                if (imageChat == null) {
-                    out.println("(this model has no " + kind + " interface: start chat with --model <training checkpoint>)");
-                } else if (!xllm.model.MediaChat.flag(imageChat.modality()).equals(kind)) {
-                    String have = xllm.model.MediaChat.flag(imageChat.modality());
-                    out.println("(this checkpoint has a " + (have.equals("audio") ? "speech" : have) + " interface; use /"
-                            + have + ")");
-                } else if (parts.length < 2 || !java.nio.file.Files.isRegularFile(java.nio.file.Path.of(parts[1].strip()))) {
-                    out.println("(no such " + kind + " file: " + (parts.length < 2 ? "" : parts[1]) + ")");
-                } else {
-                    image = java.nio.file.Path.of(parts[1].strip());
-                    out.println("(" + kind + ": " + image + ")");
-                }
-            }
+            case "/image", "/video", "/audio" -> attach(parts[0].substring(1), parts.length < 2 ? "" : parts[1].strip());
             default -> out.println("unknown command " + parts[0] + " — /help lists them");
         }
         return true;

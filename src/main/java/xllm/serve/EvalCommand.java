@@ -6,7 +6,11 @@ import picocli.CommandLine.Option;
 import xllm.eval.AsrEvaluation;
 import xllm.eval.ImageQaEvaluation;
 import xllm.hub.ModelStore;
-import xllm.model.MediaChat;
+import xllm.model.Conversation;
+import xllm.model.Modality;
+import xllm.model.PromptTemplate;
+import xllm.model.VideoInterface;
+import xllm.model.XLlm;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -42,34 +46,16 @@ public final class EvalCommand implements Runnable {
             return 0;
         }
 
-        /** The subcommand that evaluates a checkpoint of {@code modality}. */
-        static String subcommand(String modality) {
-            return switch (modality) {
-                case "Image" -> "image";
-                case "Video" -> "video";
-                default -> "spoken";
-            };
-        }
-
-        /** Fails, naming the checkpoint and the subcommand to use, when {@code command} does not take its modality. */
-        static void requireModality(String command, String modality, Path checkpoint) {
-            if (!subcommand(modality).equals(command)) {
-                throw new IllegalArgumentException(checkpoint + " has a " + MediaChat.flag(modality) + " interface: "
-                        + "evaluate it with ./xllm eval " + subcommand(modality));
-            }
-        }
-
         @Override
         public Integer call() throws Exception {
             requireAtLeastZero("--limit", limit);
-            MediaChat.requireVideoFrames(frames()); // before anything is loaded
-            // the manifest is checked before the model is loaded
-            List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task,
-                    MediaChat.flag(modality()));
+            if (frames() != 0) VideoInterface.requireFrames(frames()); // before anything is loaded
             Path checkpoint = ModelStore.defaultStore().resolve(model);
-            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, frames(), manager)) {
-                requireModality(subcommand(modality()), chat.modality(), checkpoint);
-                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(ImageQaEvaluation.answering(chat),
+            java.util.Set<Modality> reads = XLlm.readConfig(checkpoint).modalities();
+            // the manifest is checked before the model is loaded
+            List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task, reads);
+            try (NDManager manager = NDManager.newBaseManager(); XLlm xllm = XLlm.load(checkpoint, frames(), manager)) {
+                Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(ImageQaEvaluation.answering(xllm),
                         samples, showErrors ? System.err : null);
                 boolean spoken = scores.values().stream().anyMatch(s -> !Double.isNaN(s.wer()));
                 System.out.printf("%-16s %8s %8s %9s%s%n", "task", "correct", "total", "accuracy", spoken ? "       WER" : "");
@@ -127,6 +113,22 @@ public final class EvalCommand implements Runnable {
         if (value < 0) throw new IllegalArgumentException(option + " must be 0 or more, got " + value);
     }
 
+    /** The X-LLM's greedy transcription of one entry: speech alone (S) or with its image as context (S+V). */
+    static String transcribe(XLlm joint, AsrEvaluation.Entry entry, boolean withImage) {
+        try {
+            Map<Modality, Path> media = new java.util.EnumMap<>(Modality.class);
+            media.put(Modality.SPEECH, entry.audio());
+            if (withImage) {
+                if (entry.image() == null) throw new IllegalArgumentException("utterance '" + entry.id() + "' has no image");
+                media.put(Modality.IMAGE, entry.image());
+            }
+            String instruction = withImage ? PromptTemplate.MULTIMODAL_ASR_INSTRUCTION : PromptTemplate.ASR_INSTRUCTION;
+            return new Conversation(joint).ask(media, instruction, xllm.llm.Generator.Options.greedy(64), null).text().strip();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     /**
      * {@code ./xllm eval asr}: CER / WER of recognised text on an ASR manifest ({@link AsrEvaluation}): from a CIF ASR
      * checkpoint, from an align-speech checkpoint (the LLM transcribes through the C-Former), or stored hypotheses.
@@ -141,7 +143,7 @@ public final class EvalCommand implements Runnable {
         @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
         @Option(names = {"-m", "--model"}, description = "Recognise with this checkpoint: a convert-asr checkpoint (the CIF "
                 + "ASR model, greedy) or an align-speech checkpoint (the frozen LLM through the C-Former, greedy, asked "
-                + "\"" + xllm.model.SpeechInstructionTask.ASR_INSTRUCTION + "\").") String model;
+                + "\"" + PromptTemplate.ASR_INSTRUCTION + "\").") String model;
         @Option(names = "--hyp", description = "Score stored hypotheses instead: JSONL of {\"id\", \"text\"}.") Path hypotheses;
         @Option(names = "--limit", defaultValue = "0", description = "Score only the first N utterances (0 = all).") int limit;
 
@@ -168,16 +170,19 @@ public final class EvalCommand implements Runnable {
                 }
                 return 0;
             }
-            try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
-                chat.requireModality("Speech", checkpoint);
-                AsrEvaluation.run(entry -> {
-                    try {
-                        return chat.answer(entry.audio(), xllm.model.SpeechInstructionTask.ASR_INSTRUCTION,
-                                xllm.llm.Generator.Options.greedy(64), null).text().strip();
-                    } catch (java.io.IOException e) {
-                        throw new java.io.UncheckedIOException(e);
-                    }
-                }, data, entries, out);
+            try (NDManager manager = NDManager.newBaseManager(); XLlm xllm = XLlm.load(checkpoint, manager)) {
+                xllm.interfaceOf(Modality.SPEECH);
+                boolean withImages = entries.stream().anyMatch(e -> e.image() != null);
+                out.println("S: speech alone, asked \"" + PromptTemplate.ASR_INSTRUCTION + "\"");
+                AsrEvaluation.Result speech = AsrEvaluation.run(entry -> transcribe(xllm, entry, false), data, entries, out);
+                if (withImages) {
+                    xllm.interfaceOf(Modality.IMAGE);
+                    out.println();
+                    out.println("S+V: speech with its image, asked \"" + PromptTemplate.MULTIMODAL_ASR_INSTRUCTION + "\"");
+                    AsrEvaluation.Result both = AsrEvaluation.run(entry -> transcribe(xllm, entry, true), data, entries, out);
+                    out.printf(java.util.Locale.ROOT, "%nmultimodal ASR: CER S %.2f%%, S+V %.2f%% (%d utterances)%n",
+                            100 * speech.summary().cer(), 100 * both.summary().cer(), entries.size());
+                }
             }
             return 0;
         }

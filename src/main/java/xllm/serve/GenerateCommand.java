@@ -33,40 +33,45 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--raw", description = "Feed the prompt as plain text, without the chat template.")
     boolean raw;
 
-    @Option(names = "--image", description = "Ask about this image; --model must then be an xllm training checkpoint "
-            + "directory (its recipe names the LLM and image encoder). Uses the paper's prompt template.")
+    @Option(names = "--image", description = "An image for the question; --model must then be an X-LLM checkpoint "
+            + "directory with an image interface. --image, --video and --audio combine in one prompt, in the paper's "
+            + "order <Image>…</Image><Video>…</Video><Speech>…</Speech>Question: …")
     java.nio.file.Path image;
 
-    @Option(names = "--video", description = "Ask about this video (MP4/H.264, AVI MJPEG); --model must be a checkpoint "
-            + "with a video interface (stage align-video).")
+    @Option(names = "--video", description = "A video (MP4/H.264, AVI MJPEG) for a checkpoint with a video interface.")
     java.nio.file.Path video;
 
     @Option(names = "--audio", description = "A WAV for a checkpoint with a speech interface. Without --prompt the "
-            + "speech is the question and the LLM answers it; with --prompt \"Please faithfully recognize the speech.\" "
-            + "it transcribes.")
+            + "speech is the question (asked about the --image or --video too, when given); with --prompt \"Please "
+            + "faithfully recognize the speech.\" it transcribes, and with --image and \"Please faithfully recognize the "
+            + "speech based on the image.\" the image is context for the transcription.")
     java.nio.file.Path audio;
 
-    @Option(names = "--frames", description = "Frames sampled uniformly from the video (default: the training "
-            + "recipe's model.videoFrames; the paper uses up to 10 at inference).")
+    @Option(names = "--frames", description = "Frames sampled uniformly from the video (default: the checkpoint's; "
+            + "the paper uses up to 10 at inference).")
     int frames;
 
     @Override
     public Integer call() throws Exception {
         Generator.Options options = sampling.toOptions(); // bad flags fail before a model is loaded
-        if (prompt == null && audio == null) throw new IllegalArgumentException("--prompt is required (it may be left out only with --audio)");
+        if (prompt == null && audio == null) {
+            throw new IllegalArgumentException("--prompt is required (it may be left out only with --audio)");
+        }
         String text = prompt == null ? "" : prompt.equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8) : prompt;
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        MediaOption media = MediaOption.of(image, video, audio);
-        if (media != null) {
+        java.util.Map<xllm.model.Modality, java.nio.file.Path> media = MediaOption.of(image, video, audio);
+        if (frames != 0) xllm.model.VideoInterface.requireFrames(frames);
+        if (!media.isEmpty()) {
             java.nio.file.Path checkpoint = xllm.hub.ModelStore.defaultStore().resolve(modelOption.model);
-            if (!xllm.model.MediaChat.isCheckpoint(checkpoint)) {
-                throw new IllegalArgumentException(checkpoint + " is not an xllm training checkpoint (needs "
-                        + "model.safetensors + config.json); --" + media.flag() + " needs one, e.g. runs/<stage>/checkpoints/step-N");
+            if (!xllm.model.XLlm.isCheckpoint(checkpoint)) {
+                throw new IllegalArgumentException(checkpoint + " is not an X-LLM checkpoint (config.json + "
+                        + "model.safetensors + provenance.json); " + MediaOption.flags(media) + " need one, e.g. "
+                        + "runs/<stage>/final");
             }
             try (NDManager manager = NDManager.newBaseManager();
-                 xllm.model.MediaChat chat = xllm.model.MediaChat.open(checkpoint, frames, manager)) {
-                chat.requireModality(media.modality(), checkpoint);
-                chat.answer(media.path(), text, options, (row, delta) -> out.print(delta));
+                 xllm.model.XLlm model = xllm.model.XLlm.load(checkpoint, frames, manager)) {
+                for (xllm.model.Modality m : media.keySet()) model.interfaceOf(m); // names what the checkpoint lacks
+                new xllm.model.Conversation(model).ask(media, text, options, (row, delta) -> out.print(delta));
                 out.println();
             }
             return 0;

@@ -1,17 +1,28 @@
 package xllm.serve;
 
+import xllm.model.Modality;
+
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.Map;
 
-/** The one media file of a {@code --image / --video / --audio} option group, with the interface it needs. */
-record MediaOption(String flag, String modality, Path path) {
+/** The media of the {@code --image / --video / --audio} options: any combination, one file each, for one turn. */
+final class MediaOption {
 
-    /** Null when none is given; more than one is an error. */
-    static MediaOption of(Path image, Path video, Path audio) {
-        int given = (image != null ? 1 : 0) + (video != null ? 1 : 0) + (audio != null ? 1 : 0);
-        if (given > 1) throw new IllegalArgumentException("give one of --image, --video, --audio");
-        if (image != null) return new MediaOption("image", "Image", image);
-        if (video != null) return new MediaOption("video", "Video", video);
-        if (audio != null) return new MediaOption("audio", "Speech", audio);
-        return null;
+    private MediaOption() {}
+
+    /** The given files by modality, in prompt order; empty when none is given. */
+    static Map<Modality, Path> of(Path image, Path video, Path audio) {
+        Map<Modality, Path> media = new EnumMap<>(Modality.class);
+        if (image != null) media.put(Modality.IMAGE, image);
+        if (video != null) media.put(Modality.VIDEO, video);
+        if (audio != null) media.put(Modality.SPEECH, audio);
+        return Collections.unmodifiableMap(media);
+    }
+
+    /** "--image, --audio": the options of {@code media}. */
+    static String flags(Map<Modality, Path> media) {
+        return String.join(", ", media.keySet().stream().map(m -> "--" + m.flag()).toList());
     }
 }

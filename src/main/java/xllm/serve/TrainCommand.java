@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDManager;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
-import xllm.model.StageAssembly;
+import xllm.train.StageAssembly;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
 import xllm.train.TrainingTask;

@@ -1,5 +1,7 @@
 package xllm.train;
 
+import xllm.tensor.ParameterAssignment;
+
 import xllm.data.ProgressBar;
 
 import xllm.tensor.TrainableParameter;
@@ -103,7 +105,7 @@ public final class StageRunner {
             if (resume && latest.isEmpty()) log.println("no checkpoint in " + store.directory() + ": starting fresh");
             if (latest.isPresent()) {
                 Checkpoint checkpoint = Checkpoint.load(latest.get());
-                assign(byName, checkpoint.model(), Map.of(), latest.get(), selectedNames);
+                ParameterAssignment.assign(byName, checkpoint.model(), Map.of(), latest.get(), selectedNames);
                 try (NDManager stateManager = NDManager.newBaseManager()) {
                     Map<String, NDArray> state = new LinkedHashMap<>();
                     checkpoint.optimizer().forEach((k, v) -> state.put(k, v.toNDArray(stateManager)));
@@ -115,7 +117,7 @@ public final class StageRunner {
                 for (Path init : config.initFrom()) {
                     Map<String, HostTensor> tensors = new LinkedHashMap<>(Checkpoint.load(init).model());
                     int skipped = skip(tensors, config.initSkip());
-                    assign(byName, tensors, config.initRename(), init, Set.of());
+                    ParameterAssignment.assign(byName, tensors, config.initRename(), init, Set.of());
                     if (skipped > 0) log.printf("%s: %d tensors left out by initSkip%n", init, skipped);
                     log.println("initialised from " + init);
                 }
@@ -282,40 +284,6 @@ public final class StageRunner {
         int before = tensors.size();
         tensors.keySet().removeIf(name -> compiled.stream().anyMatch(glob -> glob.matches(name)));
         return before - tensors.size();
-    }
-
-    /**
-     * Copies checkpoint tensors into parameters (names after {@code rename} prefixes); every tensor must match a
-     * parameter by name and shape, and every name in {@code required} must be present (strict, as STYLE.md asks).
-     */
-    public static void assign(Map<String, TrainableParameter> parameters, Map<String, HostTensor> tensors,
-                               Map<String, String> rename, Path source, Set<String> required) throws IOException {
-        Set<String> seen = new HashSet<>();
-        for (var entry : tensors.entrySet()) {
-            String name = entry.getKey();
-            for (var r : rename.entrySet()) {
-                if (name.startsWith(r.getKey())) name = r.getValue() + name.substring(r.getKey().length());
-            }
-            TrainableParameter target = parameters.get(name);
-            if (target == null) {
-                throw new IOException(source + ": checkpoint tensor '" + entry.getKey() + "' matches no parameter of "
-                        + "this model (tensors meant to be left out are listed in the recipe's initSkip)");
-            }
-            HostTensor tensor = entry.getValue();
-            if (!java.util.Arrays.equals(tensor.shape(), target.value().getShape().getShape())) {
-                throw new IOException(source + ": tensor '" + entry.getKey() + "' has shape "
-                        + java.util.Arrays.toString(tensor.shape()) + ", parameter '" + name + "' has "
-                        + target.value().getShape());
-            }
-            float[] values = tensor.toFloats();
-            ByteBuffer bytes = ByteBuffer.allocateDirect(values.length * 4).order(ByteOrder.nativeOrder());
-            bytes.asFloatBuffer().put(values);
-            target.value().set(bytes);
-            seen.add(name);
-        }
-        for (String name : required) {
-            if (!seen.contains(name)) throw new IOException(source + ": checkpoint lacks trainable parameter '" + name + "'");
-        }
     }
 
     /** With epochs the run's length is known only now; StageConfig checks a recipe that gives steps at load. */

@@ -41,6 +41,16 @@ public interface VisionEncoder extends AutoCloseable {
         return null;
     }
 
+    /**
+     * {@code features} (…, N, D) plus {@link #positions()} broadcast over the leading dimensions (images, frames);
+     * the features themselves when the encoder has no fixed positions to add.
+     */
+    default NDArray withPositions(NDArray features) {
+        float[] positions = positions();
+        if (positions == null) return features;
+        return features.add(features.getManager().create(positions, new ai.djl.ndarray.types.Shape(featureShape())));
+    }
+
     /** The evaluation-time preprocessing the encoder was trained with (resize, crop, mean/std). */
     ImageTransforms transforms();
 

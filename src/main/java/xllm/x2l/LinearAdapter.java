@@ -38,6 +38,11 @@ public final class LinearAdapter {
         return (int) weight.getShape().get(0);
     }
 
+    /** The input width. */
+    public int inputWidth() {
+        return (int) weight.getShape().get(1);
+    }
+
     /** (…, in) → (…, out). */
     public NDArray forward(NDArray features) {
         return Linear.linear(features, weight, bias).singletonOrThrow();

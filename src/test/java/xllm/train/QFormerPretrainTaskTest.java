@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.train;
 
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
@@ -72,14 +72,14 @@ class QFormerPretrainTaskTest {
             for (TrainableParameter p : stage2.parameters("imageInterface.qformer.")) parameters.put(p.name(), p);
             parameters.put("imageInterface.adapter.bias", new TrainableParameter("imageInterface.adapter.bias",
                     manager.zeros(new ai.djl.ndarray.types.Shape(16))));
-            IOException unknown = assertThrows(IOException.class, () -> StageRunner.assign(parameters,
+            IOException unknown = assertThrows(IOException.class, () -> xllm.tensor.ParameterAssignment.assign(parameters,
                     saved, Map.of(), result.checkpoint(), java.util.Set.of()));
             assertTrue(unknown.getMessage().contains("qformerPretraining.") && unknown.getMessage().contains("initSkip"),
                     unknown.getMessage());
             Map<String, HostTensor> kept = new LinkedHashMap<>(saved);
             int skipped = StageRunner.skip(kept, List.of("qformerPretraining.**"));
             assertTrue(skipped > 10, "skipped " + skipped);
-            StageRunner.assign(parameters, kept, Map.of(), result.checkpoint(), java.util.Set.of());
+            xllm.tensor.ParameterAssignment.assign(parameters, kept, Map.of(), result.checkpoint(), java.util.Set.of());
             for (String name : stage2.tensors().keySet()) {
                 assertArrayEquals(saved.get("imageInterface.qformer." + name).toFloats(),
                         stage2.tensors().get(name).toFloatArray(), name);

@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.train;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.NDArray;
@@ -7,9 +7,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import xllm.data.ConversationSample;
+import xllm.data.ContentKeys;
 import xllm.data.FeatureCache;
+import xllm.model.Features;
+import xllm.model.ImageInterface;
 import xllm.tensor.TrainableParameter;
-import xllm.train.TrainingTask;
 import xllm.x2l.QFormerPretraining;
 
 import java.io.BufferedReader;
@@ -33,7 +35,7 @@ import java.util.Set;
  * {@code caption} and {@code describe} samples are used ({@link #readCaptions}). Captions are tokenised by the BERT
  * checkpoint's WordPiece tokenizer ({@code tokenizer.json}) with [CLS] … [SEP] and cut to {@value #MAX_TEXT_TOKENS}
  * tokens (LAVIS {@code max_txt_len}). The frozen encoder's outputs can come from a {@link FeatureCache}, as in
- * {@link ImageInstructionTask}.
+ * {@link InstructionTask}.
  *
  * <p>Parameter names: the Q-Former under {@value #QFORMER_PREFIX} (what stage 2 loads with {@code initFrom}), the
  * stage-1-only text side and heads under {@value #PRETRAINING_PREFIX} (stage 2 leaves them out with
@@ -51,9 +53,9 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
      * A prepared micro-batch: per sample the image's pixels or cached encoder features ({@code cached}), the caption
      * tokens right-padded with 0 to one width, their lengths, and the seed of the hard-negative sampling.
      */
-    public record Batch(float[][] inputs, boolean cached, long[][] tokenIds, int[] lengths, long seed) {}
+    public record Batch(List<Features> inputs, boolean cached, long[][] tokenIds, int[] lengths, long seed) {}
 
-    private final ImageInterface images;        // the frozen encoder side only: preprocess, encode
+    private final ImageInterface images;        // the frozen encoder side only: prepare, encode, positions
     private final QFormerPretraining model;
     private final HuggingFaceTokenizer tokenizer;
     private final List<ConversationSample> train;
@@ -123,10 +125,10 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
     public int fillCache(NDManager manager) throws IOException {
         Map<String, Path> byKey = new LinkedHashMap<>();
         for (List<ConversationSample> samples : List.of(train, eval)) for (ConversationSample s : samples) byKey.put(cacheKey(s), s.image());
-        return ImageInstructionTask.fillCache(cache, images, byKey, manager);
+        return InstructionTask.fillCache(cache, images, byKey, manager);
     }
 
-    /** Keyed by content, as {@link ImageInstructionTask}: a regenerated image at the same path is encoded again. */
+    /** Keyed by content, as {@link InstructionTask}: a regenerated image at the same path is encoded again. */
     private String cacheKey(ConversationSample s) throws IOException {
         return contentKeys.of(s.image());
     }
@@ -157,17 +159,16 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
 
     @Override
     public Batch prepare(List<ConversationSample> samples, boolean training, long seed) throws IOException {
-        float[][] inputs = new float[samples.size()][];
+        List<Features> inputs = new ArrayList<>();
         long[][] tokens = new long[samples.size()][];
         int[] lengths = new int[samples.size()];
         int width = 0;
         for (int i = 0; i < samples.size(); i++) {
             ConversationSample s = samples.get(i);
             if (cache != null) {
-                inputs[i] = cache.get(cacheKey(s), images.featureShape()).orElseThrow(() -> new IOException(
-                        "feature cache " + cache.directory() + " has no entry for " + s.image() + " (fillCache first)"));
+                inputs.add(InstructionTask.cached(cache, cacheKey(s), s.image()));
             } else {
-                inputs[i] = images.preprocess(s.image());
+                inputs.add(images.prepare(s.image()));
             }
             tokens[i] = tokenize(s.answer());
             lengths[i] = tokens[i].length;
@@ -184,13 +185,9 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
 
     /** The three objectives of a prepared batch; arrays belong to {@code scope}. */
     public QFormerPretraining.Losses losses(Batch batch, NDManager scope) {
-        int size = batch.inputs().length, width = batch.inputs()[0].length;
-        float[] flat = new float[size * width];
-        for (int i = 0; i < size; i++) System.arraycopy(batch.inputs()[i], 0, flat, i * width, width);
-        NDArray features = batch.cached()
-                ? scope.create(flat, ImageInstructionTask.batchShape(size, images.featureShape()))
-                : images.encode(scope.create(flat, ImageInstructionTask.batchShape(size, images.inputShape()))); // frozen
-        return model.losses(images.withPositions(features), batch.tokenIds(), batch.lengths(), batch.seed());
+        List<Features> encoded = batch.cached() ? batch.inputs() : images.encode(batch.inputs(), scope); // frozen
+        NDArray features = images.positioned(Features.stack(encoded, scope));
+        return model.losses(features, batch.tokenIds(), batch.lengths(), batch.seed());
     }
 
     public QFormerPretraining model() {
@@ -213,7 +210,7 @@ public final class QFormerPretrainTask implements TrainingTask<ConversationSampl
     @Override
     public JsonNode describe() {
         ObjectNode node = new ObjectMapper().createObjectNode();
-        node.put("imageInterface", images.describe());
+        node.put("imageEncoder", images.config().encoder().identity());
         node.put("objectives", "BLIP-2 stage 1: ITC + ITM + ITG (label smoothing " + QFormerPretraining.LABEL_SMOOTHING + ")");
         node.put("textVocabulary", model.text().vocabulary() + 1);
         return node;

@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.data;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -9,11 +9,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * Feature-cache keys of media files: the SHA-256 of the bytes, so a file regenerated at the same path is encoded
  * again and identical files share one entry. Each path is hashed once per task (safe from loader threads).
  */
-final class ContentKeys {
+public final class ContentKeys {
 
     private final Map<Path, String> keys = new ConcurrentHashMap<>();
 
-    String of(Path file) throws IOException {
+    public String of(Path file) throws IOException {
         Path absolute = file.toAbsolutePath().normalize();
         String key = keys.get(absolute);
         if (key == null) {

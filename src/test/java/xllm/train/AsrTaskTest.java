@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.train;
 
 import xllm.data.AsrSample;
 import xllm.speech.CharVocabulary;

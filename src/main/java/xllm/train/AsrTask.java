@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
