@@ -77,6 +77,10 @@ public final class StageAssembly {
             throw new IllegalArgumentException(config.recipe() + ": model.visionEncoder: 'random' is the tiny test "
                     + "encoder; use it with model.size: tiny");
         }
+        if (random && spec.bertInit() != null && !spec.interfaces().contains(StageConfig.Interface.SPEECH)) {
+            throw new IllegalArgumentException(config.recipe() + ": model.bertInit initialises a Q-Former; the tiny "
+                    + "'random' image interface has none");
+        }
         Path bert = spec.bertInit() == null ? null : ModelStore.defaultStore().resolve(spec.bertInit());
         LanguageModel llm = LanguageModel.open(ModelStore.defaultStore().resolve(spec.llm()), manager);
         List<ModalityInterface> interfaces = new ArrayList<>();
@@ -104,10 +108,6 @@ public final class StageAssembly {
                                 config.seed(), manager);
                     }
                 });
-            }
-            if (random && bert != null && !spec.interfaces().contains(StageConfig.Interface.SPEECH)) {
-                throw new IllegalArgumentException(config.recipe() + ": model.bertInit initialises a Q-Former; the tiny "
-                        + "'random' image interface has none");
             }
             return new XLlm(llm, interfaces);
         } catch (IOException | RuntimeException e) {

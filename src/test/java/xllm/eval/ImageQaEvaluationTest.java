@@ -81,13 +81,13 @@ class ImageQaEvaluationTest {
     /** Evaluates {@code model} on the image samples of {@code manifest} (of {@code task}; null: all). */
     private static Map<String, ImageQaEvaluation.Score> run(ImageQaEvaluation.Model model, Path manifest, String task)
             throws IOException {
-        return ImageQaEvaluation.run(model, ImageQaEvaluation.readSamples(manifest, 0, task, "image"), null);
+        return ImageQaEvaluation.run(model, ImageQaEvaluation.readSamples(manifest, 0, task, java.util.Set.of(xllm.model.Modality.IMAGE)), null);
     }
 
     /** A model that fails the test if asked anything. */
     private static ImageQaEvaluation.Model unusedModel() {
-        return (media, question, maxTokens) -> {
-            throw new AssertionError("the model ran on " + media);
+        return (conversation, maxTokens) -> {
+            throw new AssertionError("the model ran on " + conversation.media());
         };
     }
 
@@ -152,8 +152,9 @@ class ImageQaEvaluationTest {
         Path manifest = dir.resolve("eval.jsonl");
         Files.writeString(manifest, GOOD.formatted("a") + GOOD.formatted("b"));
         java.util.List<String> questions = new java.util.ArrayList<>();
-        Map<String, ImageQaEvaluation.Score> scores = run((media, question, maxTokens) -> {
-            assertEquals(dir.resolve("a.png"), media);
+        Map<String, ImageQaEvaluation.Score> scores = run((conversation, maxTokens) -> {
+            assertEquals(dir.resolve("a.png"), conversation.media().get(xllm.model.Modality.IMAGE));
+            String question = conversation.turns().get(0).question();
             questions.add(question);
             return questions.size() == 1 ? "red" : "blue";
         }, manifest, null);
@@ -170,11 +171,12 @@ class ImageQaEvaluationTest {
                 + "\"conversations\": [{\"from\": \"human\", \"value\": \"%s\"}, {\"from\": \"gpt\", \"value\": \"%s\"}]}\n";
         Files.writeString(manifest, sample.formatted("r", "reply", "<audio>", "The sky is blue.")
                 + sample.formatted("t", "asr", "<audio>\\nPlease transcribe.", "hello"));
-        var samples = ImageQaEvaluation.readSamples(manifest, 0, null, "audio");
+        var samples = ImageQaEvaluation.readSamples(manifest, 0, null, java.util.Set.of(xllm.model.Modality.SPEECH));
         assertTrue(samples.get(0).spoken() && !samples.get(1).spoken());
         java.util.List<Integer> budgets = new java.util.ArrayList<>();
-        var scores = ImageQaEvaluation.run((media, question, maxTokens) -> {
+        var scores = ImageQaEvaluation.run((conversation, maxTokens) -> {
             budgets.add(maxTokens);
+            String question = conversation.turns().get(0).question();
             return question.isEmpty() ? "The sky is red." : "hello";
         }, samples, null);
         assertEquals(java.util.List.of(48, 24), budgets);

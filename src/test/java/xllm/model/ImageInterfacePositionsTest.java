@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Why the CNN tokens get positions: a Q-Former's cross-attention over position-free tokens is permutation
  * invariant, so an image and its mirror (the same tokens, columns reversed) give the same queries and the LLM
- * cannot be told left from right. With {@link QFormerImageInterface#withPositions} they differ.
+ * cannot be told left from right. With {@code VisionEncoder#withPositions} they differ.
  */
 class ImageInterfacePositionsTest {
 
@@ -53,10 +53,8 @@ class ImageInterfacePositionsTest {
     @Test
     void aMirroredImageIsTellableOnlyWithPositions() {
         try (NDManager manager = NDManager.newBaseManager()) {
-            QFormerConfig config = QFormerImageInterface.qformerConfig("tiny").withEncoderHiddenSize(WIDTH);
+            QFormerConfig config = ImageInterface.qformerConfig("tiny").withEncoderHiddenSize(WIDTH);
             QFormer qformer = QFormer.initialise(config, 5, manager);
-            LinearAdapter adapter = LinearAdapter.initialise("imageInterface.adapter", config.hiddenSize(), 8, manager,
-                    DataType.FLOAT32);
             float[] tokens = new float[SIDE * SIDE * WIDTH];
             Random random = new Random(3);
             for (int i = 0; i < tokens.length; i++) tokens[i] = random.nextFloat() * 6; // ReLU6-like activations
@@ -64,17 +62,18 @@ class ImageInterfacePositionsTest {
             NDArray mirror = manager.create(mirrored(tokens), new Shape(1, SIDE * SIDE, WIDTH));
 
             // without positions: the same queries either way (up to float rounding of the reordered sums)
-            QFormerImageInterface blind = new QFormerImageInterface(new GridEncoder(null), qformer, adapter);
-            double rounding = largestDifference(blind.adapt(image), blind.adapt(mirror));
+            VisionSide blind = new VisionSide("grid", new GridEncoder(null), qformer);
+            double rounding = largestDifference(blind.queries(image), blind.queries(mirror));
             assertTrue(rounding < 1e-6, "without positions the mirror is invisible: " + rounding);
 
             float[] positions = GridPositions.sinusoid(SIDE, SIDE, WIDTH);
-            QFormerImageInterface seeing = new QFormerImageInterface(new GridEncoder(positions), qformer, adapter);
-            NDArray withPositions = seeing.withPositions(image);
+            GridEncoder grid = new GridEncoder(positions);
+            VisionSide seeing = new VisionSide("grid", grid, qformer);
+            NDArray withPositions = grid.withPositions(image);
             assertEquals(tokens[WIDTH] + positions[WIDTH], withPositions.get(0, 1, 0).getFloat(), 1e-6);
             // a freshly initialised Q-Former attends almost uniformly (weights ~ N(0, 0.02)), and uniform attention
             // averages the centred positions away, so the effect starts small; training sharpens it
-            double difference = largestDifference(seeing.adapt(image), seeing.adapt(mirror));
+            double difference = largestDifference(seeing.queries(image), seeing.queries(mirror));
             assertTrue(difference > 100 * Math.max(rounding, 1e-8), "mirrored image gives different LLM tokens: "
                     + difference + " (rounding " + rounding + ")");
         }

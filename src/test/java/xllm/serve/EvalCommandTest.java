@@ -38,16 +38,6 @@ class EvalCommandTest {
     }
 
     @Test
-    void aCheckpointOfAnotherModalityIsSentToItsOwnSubcommand() {
-        Path checkpoint = Path.of("runs/stage2-video/final");
-        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> EvalCommand.MediaQuestions.requireModality("image", "Video", checkpoint));
-        assertTrue(e.getMessage().contains(checkpoint.toString()) && e.getMessage().contains("./xllm eval video"),
-                e.getMessage());
-        EvalCommand.MediaQuestions.requireModality("spoken", "Speech", checkpoint); // the right one passes
-    }
-
-    @Test
     void negativeCountsAreRefusedNamingTheOption() {
         String[] limit = execute("eval", "asr", "--data", "x.jsonl", "--hyp", "y.jsonl", "--limit", "-1");
         assertEquals("1", limit[0]);

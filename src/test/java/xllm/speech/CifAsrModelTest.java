@@ -1,6 +1,6 @@
 package xllm.speech;
 
-import xllm.model.AsrTask;
+import xllm.train.AsrTask;
 import xllm.data.AsrSample;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;

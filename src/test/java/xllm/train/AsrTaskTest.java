@@ -10,7 +10,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import xllm.model.StageAssembly;
 import xllm.train.StageConfig;
 import xllm.train.StageRunner;
 import xllm.tensor.TrainableParameter;

@@ -67,7 +67,7 @@ class QFormerPretrainTaskTest {
         Map<String, HostTensor> saved = Checkpoint.load(result.checkpoint()).model();
         assertTrue(saved.containsKey("qformerPretraining.temp") && saved.containsKey("imageInterface.qformer.query_tokens"));
         try (NDManager manager = NDManager.newBaseManager()) {
-            QFormer stage2 = QFormer.initialise(QFormerImageInterface.qformerConfig("tiny").withEncoderHiddenSize(32), 9, manager);
+            QFormer stage2 = QFormer.initialise(xllm.model.ImageInterface.qformerConfig("tiny").withEncoderHiddenSize(32), 9, manager);
             Map<String, TrainableParameter> parameters = new LinkedHashMap<>();
             for (TrainableParameter p : stage2.parameters("imageInterface.qformer.")) parameters.put(p.name(), p);
             parameters.put("imageInterface.adapter.bias", new TrainableParameter("imageInterface.adapter.bias",

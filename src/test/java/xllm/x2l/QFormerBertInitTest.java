@@ -6,7 +6,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import xllm.model.QFormerImageInterface;
 import xllm.tensor.HostTensor;
 import xllm.tensor.Safetensors;
 import xllm.tensor.SafetensorsWriter;
@@ -161,7 +160,7 @@ class QFormerBertInitTest {
     @Test
     void realMiniLmFillsTheDemoQFormer() throws IOException {
         Path minilm = xllm.RealWeights.require("all-minilm-l6-v2");
-        QFormerConfig demo = QFormerImageInterface.qformerConfig("demo");
+        QFormerConfig demo = xllm.model.ImageInterface.qformerConfig("demo");
         QFormer qformer = QFormer.initialiseFromBert(minilm, demo, 42, manager);
         try (Safetensors file = Safetensors.open(minilm)) {
             for (String[] pair : new String[][] {

@@ -1,4 +1,4 @@
-package xllm.model;
+package xllm.train;
 
 import ai.djl.ndarray.NDManager;
 import org.junit.jupiter.api.Test;
@@ -49,11 +49,11 @@ class StageAssemblyBertInitTest {
              Safetensors bert = Safetensors.open(minilm)) {
             float[] expected = bert.get("encoder.layer.2.attention.self.key.weight").toFloats();
             String name = "imageInterface.qformer.encoder.layer.2.attention.attention.key.weight";
-            Map<String, TrainableParameter> fromBert = StageAssembly.imageInterface(recipe(dir, "all-minilm-l6-v2"), 576, manager)
+            Map<String, TrainableParameter> fromBert = StageAssembly.model(recipe(dir, "all-minilm-l6-v2"), manager)
                     .parameters().stream().collect(Collectors.toMap(TrainableParameter::name, p -> p));
             assertArrayEquals(expected, fromBert.get(name).value().toFloatArray());
             assertTrue(fromBert.containsKey("imageInterface.adapter.weight"));
-            Map<String, TrainableParameter> random = StageAssembly.imageInterface(recipe(dir, null), 576, manager)
+            Map<String, TrainableParameter> random = StageAssembly.model(recipe(dir, null), manager)
                     .parameters().stream().collect(Collectors.toMap(TrainableParameter::name, p -> p));
             assertFalse(java.util.Arrays.equals(expected, random.get(name).value().toFloatArray()));
         }
@@ -65,7 +65,7 @@ class StageAssemblyBertInitTest {
                 List.of("model.size=tiny", "model.visionEncoder=random"), false);
         try (NDManager manager = NDManager.newBaseManager()) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> StageAssembly.imageInterface(config, 64, manager));
+                    () -> StageAssembly.model(config, manager));
             assertTrue(e.getMessage().contains("model.bertInit"), e.getMessage());
         }
     }
