@@ -78,8 +78,9 @@ public final class InstructionSet {
     /** Multimodal-ASR speech is mixed with noise at an SNR uniform in this range: hard to hear without the image. */
     static final double MM_ASR_MIN_SNR_DB = 0;
     static final double MM_ASR_MAX_SNR_DB = 6;
-    private static final String[] QUESTION_PREFIXES = {"", "can you tell me ", "please tell me ", "tell me ",
-            "do you know ", "i would like to know ", "look at the picture and tell me ", "in this picture "};
+    /** Openings put before a direct spoken question, so one question has several spoken texts. */
+    private static final String[] QUESTION_PREFIXES = {"", "in this picture ", "looking at the image ",
+            "quick question ", "please answer this ", "one more thing ", "tell me this ", "okay so "};
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** What {@link #build} wrote: conversations per split and task, media files, wall time. */
@@ -237,7 +238,7 @@ public final class InstructionSet {
 
     /**
      * Spoken questions about a scene, in the spoken form (lower case, no punctuation), each with its typed answer:
-     * colour, shape, count and (one object) position, each behind every prefix ("can you tell me ...").
+     * colour, shape, count and (one object) position, each behind every opening ("looking at the image ...").
      */
     static List<Spoken> spokenQuestions(Scene scene) {
         boolean one = scene.count() == 1;
