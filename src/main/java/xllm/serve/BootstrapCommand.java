@@ -6,6 +6,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import xllm.data.DebianPhotos;
+import xllm.data.InstructionSet;
 import xllm.data.PocketsphinxTestdata;
 import xllm.data.SyntheticScenes;
 import xllm.data.SyntheticSpeech;
@@ -22,7 +23,7 @@ import java.util.concurrent.Callable;
         description = "Generate synthetic training and evaluation data.",
         subcommands = {BootstrapCommand.Scenes.class, BootstrapCommand.Videos.class, BootstrapCommand.Speech.class,
                 BootstrapCommand.Pocketsphinx.class, BootstrapCommand.Photos.class, BootstrapCommand.Replies.class,
-                CommandLine.HelpCommand.class})
+                BootstrapCommand.Instructions.class, CommandLine.HelpCommand.class})
 public final class BootstrapCommand implements Runnable {
 
     @Spec
@@ -232,6 +233,56 @@ public final class BootstrapCommand implements Runnable {
                             + "(%.1f s, %.1f utterances/s)%n", summary.manifest(), summary.utterances(),
                     summary.mandarin(), summary.audioSeconds() / 60, summary.minSeconds(), summary.maxSeconds(),
                     summary.wallSeconds(), summary.utterancesPerSecond());
+        }
+    }
+
+    /** {@code ./xllm bootstrap instructions}: see {@link InstructionSet}. */
+    @Command(name = "instructions", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
+            description = {
+                    "Build the stage-3 joint instruction set: LLaVA-style conversations over synthetic scenes, clips "
+                            + "and espeak-ng speech, one task each, round-robin: image-caption, image-qa, video-qa, "
+                            + "asr, spoken-image-qa (the speech is the question), mm-asr (a description of the image "
+                            + "spoken over 0-6 dB noise) and multi-turn (2-3 turns about one image).",
+                    "Writes OUT/train.jsonl, OUT/eval.jsonl, OUT/eval-mmasr.jsonl (ASR lines with \"image\"), "
+                            + "OUT/eval-spoken-image.jsonl, OUT/summary.json and media under OUT/images, OUT/videos, "
+                            + "OUT/audio. Eval never shares an image, a clip, a spoken sentence or a voice with train. "
+                            + "Needs espeak-ng (apt-get install espeak-ng). See docs/instructions.md."})
+    static final class Instructions implements Callable<Integer> {
+
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "data/synthetic/instructions",
+                description = "Output directory (default: ${DEFAULT-VALUE}).")
+        Path out;
+
+        @Option(names = "--train", paramLabel = "N", defaultValue = "1500",
+                description = "Training conversations, at least 7 (default: ${DEFAULT-VALUE}).")
+        int train;
+
+        @Option(names = "--eval", paramLabel = "N", defaultValue = "350",
+                description = "Held-out conversations, at least 7 (default: ${DEFAULT-VALUE}).")
+        int eval;
+
+        @Option(names = "--seed", paramLabel = "SEED", defaultValue = "42",
+                description = "Seed; the same seed writes byte-identical files (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--workers", paramLabel = "W", description = "Parallel renderers and espeak-ng processes "
+                + "(default: cores).")
+        Integer workers;
+
+        @Override
+        public Integer call() throws IOException {
+            OutputPaths.directory("--out", out);
+            int threads = workers != null ? Math.max(1, workers) : Runtime.getRuntime().availableProcessors();
+            InstructionSet.Summary summary = InstructionSet.build(out, train, eval, seed, threads, true);
+            PrintWriter printer = spec.commandLine().getOut();
+            summary.tasks().forEach((split, counts) -> printer.printf(Locale.ROOT, "%s: %s%n", split, counts));
+            printer.printf(Locale.ROOT, "wrote %s: %d images, %d clips, %d utterances (%.1f s)%n", out,
+                    summary.images(), summary.clips(), summary.utterances(), summary.seconds());
+            printer.flush();
+            return 0;
         }
     }
 

@@ -20,7 +20,7 @@ class ConversationSampleTest {
 
     private static String row(String id, String field, String media) {
         return "{\"id\": \"" + id + "\", \"" + field + "\": \"" + media + "\", \"conversations\": ["
-                + "{\"from\": \"human\", \"value\": \"<image>\\nWhat is it?\"}, {\"from\": \"gpt\", \"value\": \"A cat.\"}]}";
+                + "{\"from\": \"human\", \"value\": \"<" + field + ">\\nWhat is it?\"}, {\"from\": \"gpt\", \"value\": \"A cat.\"}]}";
     }
 
     private Path manifest(String... rows) throws IOException {
@@ -90,7 +90,123 @@ class ConversationSampleTest {
         Files.write(Files.createDirectories(dir.resolve("data")).resolve("cat.png"), new byte[] {1});
         Path manifest = manifest(row("a", "image", "cat.png"), "{\"id\": \"b\", \"image\": \"cat.png\", \"conversations\": ["
                 + "{\"from\": \"gpt\", \"value\": \"A cat.\"}, {\"from\": \"human\", \"value\": \"<image>\\nWhat is it?\"}]}");
-        assertRefused(manifest, manifest + ":2: ", "human turn then one gpt turn");
+        assertRefused(manifest, manifest + ":2: ", "alternate human, gpt", "got [gpt, human]");
+    }
+
+    private static String turn(String from, String value) {
+        return "{\"from\": \"" + from + "\", \"value\": \"" + value + "\"}";
+    }
+
+    /** A sample with the given media fields ({"image", "cat.png", ...}) and turns (human, gpt, human, gpt, ...). */
+    private static String sample(String id, String[] media, String... values) {
+        StringBuilder row = new StringBuilder("{\"id\": \"" + id + "\"");
+        for (int i = 0; i < media.length; i += 2) row.append(", \"").append(media[i]).append("\": \"").append(media[i + 1]).append('"');
+        row.append(", \"conversations\": [");
+        for (int i = 0; i < values.length; i++) row.append(i > 0 ? ", " : "").append(turn(i % 2 == 0 ? "human" : "gpt", values[i]));
+        return row.append("]}").toString();
+    }
+
+    private Path withMedia() throws IOException {
+        Path data = Files.createDirectories(dir.resolve("data"));
+        for (String name : new String[] {"cat.png", "clip.mp4", "q.wav"}) Files.write(data.resolve(name), new byte[] {1});
+        return data;
+    }
+
+    @Test
+    void multiTurnSamplesKeepEveryTurnAndAttachMediaByPlaceholder() throws IOException {
+        Path data = withMedia();
+        Path manifest = manifest(sample("a", new String[] {"image", "cat.png", "audio", "q.wav"},
+                "<image>\\nDescribe the image.", "Two red circles.", "<audio>", "red", "How many?", "two"));
+        ConversationSample s = ConversationSample.readManifest(manifest).get(0);
+        assertEquals(data.resolve("cat.png"), s.image());
+        assertEquals(data.resolve("q.wav"), s.audio());
+        assertEquals(List.of(new ConversationSample.Turn(true, false, false, "Describe the image.", "Two red circles."),
+                new ConversationSample.Turn(false, false, true, "", "red"),
+                new ConversationSample.Turn(false, false, false, "How many?", "two")), s.turns());
+        assertEquals("Describe the image.", s.question());
+        assertEquals("Two red circles.", s.answer());
+    }
+
+    @Test
+    void aMediumWithoutPlaceholderBelongsToTheFirstTurn() throws IOException {
+        withMedia();
+        Path manifest = manifest(sample("a", new String[] {"video", "clip.mp4"}, "Which way?", "left", "How fast?", "slowly"));
+        ConversationSample s = ConversationSample.readManifest(manifest).get(0);
+        assertTrue(s.turns().get(0).video());
+        assertTrue(!s.turns().get(1).video());
+    }
+
+    @Test
+    void llavasJsonArrayFormatIsRead() throws IOException {
+        Path data = withMedia();
+        Path manifest = Files.writeString(data.resolve("llava.json"), "\uFEFF  [\n"
+                + sample("a", new String[] {"image", "cat.png"}, "<image>\\nWhat is it?", "A cat.") + ",\n"
+                + sample("b", new String[] {"audio", "q.wav"}, "<audio>", "yes", "Sure?", "yes") + "\n]\n");
+        List<ConversationSample> samples = ConversationSample.readManifest(manifest);
+        assertEquals(2, samples.size());
+        assertEquals(data.resolve("cat.png"), samples.get(0).image());
+        assertEquals(2, samples.get(1).turns().size());
+        assertTrue(samples.get(1).turns().get(0).audio());
+    }
+
+    @Test
+    void arrayErrorsNameFileIndexAndLine() throws IOException {
+        withMedia();
+        Path manifest = dir.resolve("data/llava.json");
+        String good = sample("a", new String[] {"image", "cat.png"}, "<image>\\nWhat is it?", "A cat.");
+        for (String[] c : new String[][] {
+                {"[" + good + ",\n" + sample("b", new String[] {}, "<image>\\nWhat?", "x") + "]", "[1] (line 2): ",
+                        "<image>", "no \"image\" field"},
+                {"[" + good + ",\n 3]", "[1] (line 2): ", "expected a JSON object, not number"},
+                {"[" + good + "] {}", ": a second value follows the array"},
+                {"[" + good + ",\n{\"id\": \"a\", \"id\": \"b\"}]", "[1] (line 2): ", "not valid JSON", "Duplicate field"},
+                {"[" + good, "[1]: ", "not valid JSON: Unexpected end-of-input"},
+                {"[]", ": no samples"}}) {
+            Files.writeString(manifest, c[0]);
+            IOException e = assertThrows(IOException.class, () -> ConversationSample.readManifest(manifest));
+            assertTrue(e.getMessage().startsWith(manifest.toString()), e.getMessage());
+            for (int i = 1; i < c.length; i++) assertTrue(e.getMessage().contains(c[i]), e.getMessage());
+        }
+    }
+
+    @Test
+    void anArrayElementOverTheLimitIsRefused() throws IOException {
+        Path manifest = withMedia().resolve("big.json");
+        String big = sample("a", new String[] {}, "x".repeat(JsonLines.MAX_LINE_CHARS), "y");
+        Files.writeString(manifest, "[" + big + "]");
+        IOException e = assertThrows(IOException.class, () -> ConversationSample.readManifest(manifest));
+        assertTrue(e.getMessage().contains("[0] (line 1): element longer than"), e.getMessage());
+    }
+
+    @Test
+    void everyBrokenRuleIsNamedWithFileAndLine() throws IOException {
+        withMedia();
+        String[] image = {"image", "cat.png"};
+        String[] imageAndAudio = {"image", "cat.png", "audio", "q.wav"};
+        for (String[] c : new String[][] {
+                {sample("a", image, "<image>\\nWhat?", "x", "More?"), "alternate human, gpt", "[human, gpt, human]"},
+                {sample("a", image), "alternate human, gpt", "got []"},
+                {sample("a", image, "<image>\\nWhat?", "x", "<image>\\nAgain?", "y"), "<image> appears in turns 0 and 2"},
+                {sample("a", image, "<image>\\n<video>What?", "x"), "turn 0 has <video>", "no \"video\" field"},
+                {sample("a", image, "<image>", "x"), "turn 0 asks nothing"},
+                {sample("a", imageAndAudio, "<image>\\nWhat?", "x", "", "y"), "turn 2 asks nothing"},
+                {sample("a", image, "<image>\\nWhat?", "x", "And?", ""), "empty answer in turn 3"}}) {
+            Path manifest = manifest(row("ok", "image", "cat.png"), c[0]);
+            String[] parts = new String[c.length];
+            parts[0] = manifest + ":2: ";
+            System.arraycopy(c, 1, parts, 1, c.length - 1);
+            assertRefused(manifest, parts);
+        }
+    }
+
+    @Test
+    void theSingleTurnCheckStillRefusesTwoPairs() throws IOException {
+        com.fasterxml.jackson.databind.JsonNode conversations = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+                "[" + turn("human", "a") + "," + turn("gpt", "b") + "," + turn("human", "c") + "," + turn("gpt", "d") + "]");
+        IOException e = assertThrows(IOException.class, () -> ConversationSample.requireHumanThenGpt(conversations, "f:1"));
+        assertEquals("f:1: conversations must be one human turn then one gpt turn, got [human, gpt, human, gpt]",
+                e.getMessage());
+        ConversationSample.requireAlternatingTurns(conversations, "f:1");
     }
 
     @Test
@@ -102,7 +218,7 @@ class ConversationSampleTest {
         for (String[] c : new String[][] {
                 {good + "\n" + "{\"id\":\"b\",\"id\":\"c\"}\n", ":2: not valid JSON"},
                 {good + " {}\n", ":1: not valid JSON: a second value follows the first"},
-                {"[1]\n", ":1: expected a JSON object"}}) {
+                {"[1]\n", "[0] (line 1): expected a JSON object, not number"}}) {
             Files.writeString(manifest, c[0]);
             IOException e = assertThrows(IOException.class, () -> ConversationSample.readManifest(manifest));
             assertTrue(e.getMessage().startsWith(manifest.toString()) && e.getMessage().contains(c[1]), e.getMessage());
