@@ -49,10 +49,14 @@ public final class EvalCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             requireAtLeastZero("--limit", limit);
-            if (frames() != 0) VideoInterface.requireFrames(frames()); // before anything is loaded
+            if (frames() < 0 || frames() > VideoInterface.MAX_FRAMES) { // before anything is loaded
+                throw new IllegalArgumentException("--frames must be in 1.." + VideoInterface.MAX_FRAMES
+                        + " (0: the checkpoint's), got " + frames());
+            }
+            // the manifest is checked before the model is looked up, then against the media the model reads
+            ImageQaEvaluation.readSamples(data, limit, task, java.util.EnumSet.allOf(Modality.class));
             Path checkpoint = ModelStore.defaultStore().resolve(model);
             java.util.Set<Modality> reads = XLlm.readConfig(checkpoint).modalities();
-            // the manifest is checked before the model is loaded
             List<ImageQaEvaluation.Sample> samples = ImageQaEvaluation.readSamples(data, limit, task, reads);
             try (NDManager manager = NDManager.newBaseManager(); XLlm xllm = XLlm.load(checkpoint, frames(), manager)) {
                 Map<String, ImageQaEvaluation.Score> scores = ImageQaEvaluation.run(ImageQaEvaluation.answering(xllm),

@@ -110,17 +110,28 @@ public final class InstructionTask implements TrainingTask<InstructionTask.Sampl
 
     /** An ASR utterance as a one-turn conversation: the paper's ASR instruction, or the multimodal one with an image. */
     public static Sample asr(AsrSample s) {
-        return new Sample(s.id(), Map.of(Modality.SPEECH, s.audio()), List.of(new Exchange(EnumSet.of(Modality.SPEECH),
-                PromptTemplate.ASR_INSTRUCTION, s.text())));
+        Map<Modality, Path> media = new EnumMap<>(Modality.class);
+        media.put(Modality.SPEECH, s.audio());
+        if (s.image() != null) media.put(Modality.IMAGE, s.image());
+        String instruction = s.image() == null ? PromptTemplate.ASR_INSTRUCTION : PromptTemplate.MULTIMODAL_ASR_INSTRUCTION;
+        return new Sample(s.id(), media, List.of(new Exchange(EnumSet.copyOf(media.keySet()), instruction, s.text())));
     }
 
+    /** A manifest conversation, each medium in the turn it belongs to ({@link ConversationSample}'s placeholder rule). */
     public static Sample of(ConversationSample s) {
         Map<Modality, Path> media = new EnumMap<>(Modality.class);
         if (s.image() != null) media.put(Modality.IMAGE, s.image());
         if (s.video() != null) media.put(Modality.VIDEO, s.video());
         if (s.audio() != null) media.put(Modality.SPEECH, s.audio());
-        Set<Modality> first = media.isEmpty() ? EnumSet.noneOf(Modality.class) : EnumSet.copyOf(media.keySet());
-        return new Sample(s.id(), media, List.of(new Exchange(first, s.question(), s.answer())));
+        List<Exchange> turns = new ArrayList<>();
+        for (ConversationSample.Turn t : s.turns()) {
+            Set<Modality> own = EnumSet.noneOf(Modality.class);
+            if (t.image()) own.add(Modality.IMAGE);
+            if (t.video()) own.add(Modality.VIDEO);
+            if (t.audio()) own.add(Modality.SPEECH);
+            turns.add(new Exchange(own, t.question(), t.answer()));
+        }
+        return new Sample(s.id(), media, List.copyOf(turns));
     }
 
     /** Runs each frozen encoder over every file missing from its cache; returns how many were computed. */

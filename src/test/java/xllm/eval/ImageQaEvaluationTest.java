@@ -115,14 +115,14 @@ class ImageQaEvaluationTest {
         cases.put("{\"id\": 3, \"image\": \"a.png\", " + turns + "}", "\"id\" must be a string");
         cases.put("{\"id\": \"b\", \"video\": \"a.png\", " + turns + "}", "\"image\"");
         cases.put("{\"id\": \"b\", \"image\": \"missing.png\", " + turns + "}", "image file not found");
-        cases.put("{\"id\": \"b\", \"image\": [1], " + turns + "}", "\"image\" must be a string");
+        cases.put("{\"id\": \"b\", \"image\": [1], " + turns + "}", "\"image\" must be a path string");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": \"hi\"}", "conversations");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"x\"}]}",
                 "conversations");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"gpt\", \"value\": \"Red.\"}, "
                 + "{\"from\": \"human\", \"value\": \"<image>\\nWhat?\"}]}", "human");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": 5}, "
-                + "{\"from\": \"gpt\", \"value\": \"Red.\"}]}", "must be a string");
+                + "{\"from\": \"gpt\", \"value\": \"Red.\"}]}", "has no string \"value\"");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"x\"}, "
                 + "{\"from\": \"gpt\", \"value\": \" \"}]}", "empty answer");
         cases.put("{\"id\": \"b\", \"image\": \"a.png\", \"task\": 7, " + turns + "}", "\"task\" must be a string");

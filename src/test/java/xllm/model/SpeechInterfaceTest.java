@@ -58,36 +58,43 @@ class SpeechInterfaceTest {
     }
 
     static void train(StageConfig config) throws Exception {
-        try (NDManager manager = NDManager.newBaseManager(); TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+        try (NDManager manager = NDManager.newBaseManager(); TrainingTask<?, ?> task = xllm.train.StageAssembly.assemble(config, manager)) {
             new StageRunner(config, QUIET).run(task, false);
         }
+    }
+
+    static SpeechInterface tiny(Path asr, NDManager manager) throws java.io.IOException {
+        return SpeechInterface.create(asr.toString(), SpeechInterface.cformerConfig("tiny"), null, 48, 7, manager);
     }
 
     @Test
     void speechTokensComeFromTheCifAndReachTheLlmWidth(@TempDir Path dir) throws Exception {
         Path asr = asrCheckpoint(dir.resolve("asr"));
         try (NDManager manager = NDManager.newBaseManager();
-             SpeechInterface speech = SpeechInterface.create(asr, "tiny", null, 48, 7, manager);
+             SpeechInterface speech = tiny(asr, manager);
              CifAsrModel reference = CifAsrModel.load(asr)) {
-            List<float[][]> features = new ArrayList<>();
-            for (AsrSample s : AsrSample.readManifest(CLIPS)) features.add(speech.features(s.audio()));
-            List<float[]> fired = speech.fire(features, manager);
+            List<Features> prepared = new ArrayList<>();
+            for (AsrSample s : AsrSample.readManifest(CLIPS)) prepared.add(speech.prepare(s.audio()));
+            List<Features> fired = speech.encode(prepared, manager);
             // each utterance's token count is the CIF's own count, batched or alone
-            for (int i = 0; i < features.size(); i++) {
-                float[] alone = speech.fire(java.util.Collections.singletonList(features.get(i)), manager).get(0);
-                assertEquals(alone.length, fired.get(i).length, "utterance " + i + " fires the same tokens alone");
-                for (int k = 0; k < alone.length; k++) assertEquals(alone[k], fired.get(i)[k], 1e-4f);
-                CifAsrModel.Padded one = CifAsrModel.pad(java.util.Collections.singletonList(features.get(i)));
+            for (int i = 0; i < prepared.size(); i++) {
+                Features alone = speech.encode(List.of(prepared.get(i)), manager).get(0);
+                assertArrayEquals(alone.shape(), fired.get(i).shape(), "utterance " + i + " fires the same tokens alone");
+                for (int k = 0; k < alone.values().length; k++) assertEquals(alone.values()[k], fired.get(i).values()[k], 1e-4f);
+                float[][] fbank = CifAsrModel.fbank(AsrSample.readManifest(CLIPS).get(i).audio());
+                CifAsrModel.Padded one = CifAsrModel.pad(java.util.Collections.singletonList(reference.features(
+                        AsrSample.readManifest(CLIPS).get(i).audio())));
                 long count = reference.encodeAndFire(one.toArray(manager, 80), one.lengths()).counts()[0];
-                assertEquals(count * speech.firedWidth(), fired.get(i).length);
+                assertArrayEquals(new long[] {count, speech.tokenWidth()}, fired.get(i).shape());
+                assertTrue(fbank.length > 0);
             }
-            long[] counts = new long[fired.size()];
-            NDArray vectors = speech.adapt(fired, counts, manager);
-            long longest = 0;
-            for (long c : counts) longest = Math.max(longest, c);
-            assertArrayEquals(new long[] {4, longest, 48}, vectors.getShape().getShape());
-            assertTrue(longest > 0, "a random CIF fires on speech");
+            List<NDArray> vectors = speech.adapt(fired, manager);
+            for (int i = 0; i < vectors.size(); i++) {
+                assertArrayEquals(new long[] {fired.get(i).length(), 48}, vectors.get(i).getShape().getShape());
+            }
+            assertTrue(fired.stream().anyMatch(f -> f.length() > 0), "a random CIF fires on speech");
             assertTrue(speech.parameters().stream().allMatch(p -> p.name().startsWith("speechInterface.")));
+            assertEquals(asr.toString(), speech.config().source());
         }
     }
 
@@ -110,14 +117,13 @@ class SpeechInterfaceTest {
         try (var dirs = java.nio.file.Files.list(plain.resolve("checkpoints"))) {
             checkpoint = dirs.sorted().reduce((x, y) -> y).orElseThrow();
         }
-        try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
-            assertEquals("Speech", chat.modality());
-            var completion = chat.answer(AsrSample.readManifest(CLIPS).get(0).audio(), SpeechInstructionTask.ASR_INSTRUCTION,
-                    xllm.llm.Generator.Options.greedy(5), null);
+        try (NDManager manager = NDManager.newBaseManager(); XLlm model = XLlm.load(checkpoint, manager)) {
+            assertEquals(java.util.Set.of(Modality.SPEECH), model.modalities());
+            var completion = new Conversation(model).ask(Map.of(Modality.SPEECH, AsrSample.readManifest(CLIPS).get(0).audio()),
+                    PromptTemplate.ASR_INSTRUCTION, xllm.llm.Generator.Options.greedy(5), null);
             assertTrue(completion.tokenIds().length > 0, "generates from the spliced speech prompt");
-            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                    () -> chat.requireModality("Image", checkpoint));
-            assertTrue(e.getMessage().contains(checkpoint.toString()) && e.getMessage().contains("--audio"), e.getMessage());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.interfaceOf(Modality.IMAGE));
+            assertTrue(e.getMessage().contains("no image interface") && e.getMessage().contains("--audio"), e.getMessage());
         }
         assertTrue(last < first * 0.9, "loss falls (the tiny random Llama learns slowly: ~7.5 -> ~6.4 in 12 steps): " + first + " -> " + last);
     }
@@ -134,21 +140,21 @@ class SpeechInterfaceTest {
     void audioLongerThanTheCFormerTakesIsRefusedBeforeTheEncoder(@TempDir Path dir) throws Exception {
         Path asr = asrCheckpoint(dir.resolve("asr"));
         try (NDManager manager = NDManager.newBaseManager();
-             SpeechInterface speech = SpeechInterface.create(asr, "tiny", null, 48, 7, manager)) {
+             SpeechInterface speech = tiny(asr, manager)) {
             // tiny ASR: 10 ms fbank frames, 4x subsampling = one encoder frame per 40 ms, at most one CIF token each;
             // 512 C-Former positions therefore hold 20.48 s
             Path tooLong = dir.resolve("long.wav");
             WavWriter.write(tooLong, noise(25), 16_000);
-            java.io.IOException error = assertThrows(java.io.IOException.class, () -> speech.features(tooLong));
+            java.io.IOException error = assertThrows(java.io.IOException.class, () -> speech.prepare(tooLong));
             assertTrue(error.getMessage().startsWith(tooLong + ": "), error.getMessage());
             assertTrue(error.getMessage().contains("25.00 s"), error.getMessage());
             assertTrue(error.getMessage().contains("20.48 s") && error.getMessage().contains("512"), error.getMessage());
             // just under the limit every step runs, the C-Former included
             Path fits = dir.resolve("fits.wav");
             WavWriter.write(fits, noise(20.4), 16_000);
-            List<float[]> fired = speech.fire(java.util.Collections.singletonList(speech.features(fits)), manager);
-            NDArray embeddings = speech.adapt(fired, new long[1], manager);
-            assertEquals(48, embeddings.getShape().get(2));
+            List<Features> fired = speech.encode(List.of(speech.prepare(fits)), manager);
+            NDArray embeddings = speech.adapt(fired, manager).get(0);
+            assertEquals(48, embeddings.getShape().get(1));
         }
     }
 }

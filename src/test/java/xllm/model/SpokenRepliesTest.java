@@ -41,19 +41,6 @@ class SpokenRepliesTest {
     }
 
     @Test
-    void theSpokenTurnIsTheChatTemplateWithTheSpeechWhereTheTextGoes() throws Exception {
-        try (NDManager manager = NDManager.newBaseManager(); LanguageModel llm = LanguageModel.open(TINY_LLM, manager)) {
-            SpokenTurn turn = new SpokenTurn(llm);
-            String text = "how many legs does a dog have";
-            long[] typed = llm.chatPrompt(List.of(new ChatTemplate.Message("user", text)));
-            long[] spliced = ImagePrompt.concat(ImagePrompt.concat(turn.before(), llm.tokenizer().encode(text)), turn.after());
-            assertArrayEquals(typed, spliced, "speech in place of the typed text, nothing else differs");
-            long[] reply = turn.replyIds("Four.");
-            assertEquals(llm.model().config().eosTokenIds().get(0), reply[reply.length - 1], "the reply ends the turn");
-        }
-    }
-
-    @Test
     void repliesAreTheFrozenLlmsOwnFirstSentencesAndTrainTheSpeechInterface(@TempDir Path dir) throws Exception {
         // the replies manifest sits beside its audio, as README's commands write it (media stay in its tree)
         Path corpus = Files.createDirectories(dir.resolve("corpus"));
@@ -88,7 +75,7 @@ class SpokenRepliesTest {
                 AsrSample clip = clips.stream().filter(c -> s.id().startsWith(c.id() + "-")).findFirst().orElseThrow();
                 assertEquals(clip.audio().toAbsolutePath().normalize(), s.audio().toAbsolutePath().normalize());
                 if (s.id().endsWith("-asr")) {
-                    assertEquals(SpeechInstructionTask.ASR_INSTRUCTION, s.question());
+                    assertEquals(PromptTemplate.ASR_INSTRUCTION, s.question());
                     assertEquals(clip.text(), s.answer());
                 } else {
                     replies++;
@@ -109,17 +96,19 @@ class SpokenRepliesTest {
         try (var dirs = Files.list(output.resolve("checkpoints"))) {
             checkpoint = dirs.sorted().reduce((x, y) -> y).orElseThrow();
         }
-        try (NDManager manager = NDManager.newBaseManager(); MediaChat chat = MediaChat.open(checkpoint, manager)) {
+        try (NDManager manager = NDManager.newBaseManager(); XLlm chat = XLlm.load(checkpoint, manager)) {
             Path wav = clips.get(0).audio();
-            Generator.Completion spoken = chat.answer(wav, "", Generator.Options.greedy(3), null);
-            Generator.Completion asked = chat.answer(wav, SpeechInstructionTask.ASR_INSTRUCTION, Generator.Options.greedy(3), null);
-            try (LanguageModel llm = LanguageModel.open(TINY_LLM, manager)) {
-                SpokenTurn turn = new SpokenTurn(llm);
-                // same speech tokens, different text around them: the spoken turn has exactly the chat template's
-                long speechTokens = asked.promptTokens() - new ImagePrompt(llm.tokenizer(), "Speech").beforeImage().length
-                        - new ImagePrompt(llm.tokenizer(), "Speech").afterImage(SpeechInstructionTask.ASR_INSTRUCTION).length;
-                assertEquals(turn.before().length + speechTokens + turn.after().length, spoken.promptTokens());
-            }
+            Generator.Completion spoken = new Conversation(chat).ask(java.util.Map.of(Modality.SPEECH, wav), "",
+                    Generator.Options.greedy(3), null);
+            Generator.Completion asked = new Conversation(chat).ask(java.util.Map.of(Modality.SPEECH, wav),
+                    PromptTemplate.ASR_INSTRUCTION, Generator.Options.greedy(3), null);
+            // same speech tokens, different text around them: the spoken question stands where the question goes
+            var tokenizer = chat.llm().tokenizer();
+            long speechTokens = asked.promptTokens() - tokenizer.encode("<Speech>").length
+                    - tokenizer.encode("</Speech>Question: " + PromptTemplate.ASR_INSTRUCTION + "\n Answer:").length;
+            assertTrue(speechTokens > 0, "CIF tokens in the prompt: " + speechTokens);
+            assertEquals(tokenizer.encode("Question: <Speech>").length + speechTokens
+                    + tokenizer.encode("</Speech>\n Answer:").length, spoken.promptTokens());
             // eval spoken: the reply rows are asked with no typed text and scored by exact match and WER
             var scores = xllm.eval.ImageQaEvaluation.run(chat, manifest, 0, "reply", null);
             var row = scores.get("reply/en");

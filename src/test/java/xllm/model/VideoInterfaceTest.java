@@ -52,38 +52,40 @@ class VideoInterfaceTest {
     void videoTokensAreEachSampledFrameThroughTheImagePathInTimeOrder(@TempDir Path dir) throws Exception {
         Path video = dir.resolve("square.avi");
         Files.write(video, VideoWriter.mjpegAvi(movingSquare(8), 8, 0.95f));
-        try (NDManager manager = NDManager.newBaseManager()) {
-            EfficientNetLite0 encoder = EfficientNetLite0.load(RealWeights.require("efficientnet-lite0"), manager);
-            var config = QFormerImageInterface.qformerConfig("tiny");
-            QFormer qformer = QFormer.initialise(config, 3, manager);
-            LinearAdapter adapter = LinearAdapter.initialise("videoInterface.adapter", config.hiddenSize(), 24, manager, DataType.FLOAT32);
-            QFormerImageInterface videoInterface = new QFormerImageInterface(encoder, qformer, adapter, 3);
-            QFormerImageInterface imageInterface = new QFormerImageInterface(encoder, qformer, adapter);
-            assertEquals("Video", videoInterface.tag());
-            assertArrayEquals(new long[] {3, 49, 1280}, videoInterface.featureShape());
+        RealWeights.require("efficientnet-lite0");
+        var config = ImageInterface.qformerConfig("tiny");
+        try (NDManager manager = NDManager.newBaseManager();
+             VideoInterface videoInterface = VideoInterface.create("efficientnet-lite0", 3, config, null, 24, 3, manager);
+             ImageInterface imageInterface = ImageInterface.create("efficientnet-lite0", config, null, 24, 3, manager)) {
+            // same seed, same initialisation: the image interface is the video interface's per-frame path
+            for (int i = 0; i < imageInterface.parameters().size(); i++) {
+                assertArrayEquals(imageInterface.parameters().get(i).value().toFloatArray(),
+                        videoInterface.parameters().get(i).value().toFloatArray(), 0f);
+            }
+            assertEquals(Modality.VIDEO, videoInterface.modality());
             assertTrue(videoInterface.parameters().stream().allMatch(p -> p.name().startsWith("videoInterface.")),
                     "parameters are named videoInterface.*");
-
-            float[] pixels = videoInterface.preprocess(video);
-            NDArray tokens = videoInterface.adapt(videoInterface.encode(
-                    manager.create(pixels, new Shape(1, 3, 3, 224, 224))));
-            assertEquals(new Shape(1, 3 * config.numQueryTokens(), 24), tokens.getShape());
+            List<Features> encoded = videoInterface.encode(List.of(videoInterface.prepare(video)), manager);
+            assertArrayEquals(new long[] {3, 49, 1280}, encoded.get(0).shape());
+            NDArray tokens = videoInterface.adapt(encoded, manager).get(0);
+            int queries = config.numQueryTokens();
+            assertEquals(new Shape(3 * queries, 24), tokens.getShape());
 
             List<BufferedImage> sampled = VideoReader.read(video, 3).frames();
-            int queries = config.numQueryTokens();
             for (int t = 0; t < 3; t++) {
-                float[] framePixels = encoder.transforms().toChw(sampled.get(t));
-                NDArray frameTokens = imageInterface.adapt(imageInterface.encode(
-                        manager.create(framePixels, new Shape(1, 3, 224, 224))));
+                Path frame = dir.resolve("frame" + t + ".png");
+                javax.imageio.ImageIO.write(sampled.get(t), "png", frame.toFile());
+                NDArray frameTokens = imageInterface.adapt(imageInterface.encode(List.of(imageInterface.prepare(frame)),
+                        manager), manager).get(0);
                 float[] expected = frameTokens.toFloatArray();
-                float[] actual = tokens.get(":, " + (t * queries) + ":" + ((t + 1) * queries) + ", :").toFloatArray();
+                float[] actual = tokens.get((t * queries) + ":" + ((t + 1) * queries) + ", :").toFloatArray();
                 for (int i = 0; i < expected.length; i++) {
                     assertEquals(expected[i], actual[i], 1e-4, "frame " + t + " value " + i);
                 }
             }
             // the frames really differ (the square moves), so the time-order check above is not vacuous
-            float[] first = tokens.get(":, 0:" + queries + ", :").toFloatArray();
-            float[] last = tokens.get(":, " + (2 * queries) + ":, :").toFloatArray();
+            float[] first = tokens.get("0:" + queries + ", :").toFloatArray();
+            float[] last = tokens.get((2 * queries) + ":, :").toFloatArray();
             double difference = 0;
             for (int i = 0; i < first.length; i++) difference = Math.max(difference, Math.abs(first[i] - last[i]));
             assertTrue(difference > 1e-3, "first and last frame tokens differ: " + difference);
@@ -94,13 +96,11 @@ class VideoInterfaceTest {
     void aVideoWithFewerFramesThanRequestedIsRefusedNamingTheFile(@TempDir Path dir) throws Exception {
         Path video = dir.resolve("short.avi");
         Files.write(video, VideoWriter.mjpegAvi(movingSquare(2), 8, 0.9f));
-        try (NDManager manager = NDManager.newBaseManager()) {
-            EfficientNetLite0 encoder = EfficientNetLite0.load(RealWeights.require("efficientnet-lite0"), manager);
-            var config = QFormerImageInterface.qformerConfig("tiny");
-            QFormerImageInterface videoInterface = new QFormerImageInterface(encoder, QFormer.initialise(config, 3, manager),
-                    LinearAdapter.initialise("x", config.hiddenSize(), 24, manager, DataType.FLOAT32), 5);
-            Exception e = assertThrows(Exception.class, () -> videoInterface.preprocess(video));
+        try (NDManager manager = NDManager.newBaseManager();
+             VideoInterface videoInterface = VideoInterface.create("random", 5, null, null, 24, 3, manager)) {
+            Exception e = assertThrows(Exception.class, () -> videoInterface.prepare(video));
             assertTrue(e.getMessage().contains("short.avi"), e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> VideoInterface.create("random", 65, null, null, 24, 3, manager));
         }
     }
 
@@ -114,7 +114,7 @@ class VideoInterfaceTest {
                 "initFrom=[]", "data.train=" + manifest, "data.eval=null", "steps=2", "batchSize=2",
                 "checkpointEvery=2", "evalEvery=0", "featureCache=true", "schedule.warmupSteps=1", "output=" + run));
         try (NDManager manager = NDManager.newBaseManager();
-             xllm.train.TrainingTask<?, ?> task = StageAssembly.assemble(config, manager)) {
+             xllm.train.TrainingTask<?, ?> task = xllm.train.StageAssembly.assemble(config, manager)) {
             var result = new xllm.train.StageRunner(config, new java.io.PrintStream(java.io.OutputStream.nullOutputStream()))
                     .run(task, false);
             assertTrue(Double.isFinite(result.lastLoss()), "loss " + result.lastLoss());
@@ -123,23 +123,26 @@ class VideoInterfaceTest {
         try (var files = Files.list(dir.resolve("videos/videos"))) {
             clip = files.sorted().findFirst().orElseThrow();
         }
-        try (NDManager manager = NDManager.newBaseManager();
-             MediaChat chat = MediaChat.open(run.resolve(xllm.train.CheckpointStore.FINAL), 3, manager)) {
-            assertEquals("Video", chat.modality());
-            var answer = chat.answer(clip, "Which way does the shape move?", xllm.llm.Generator.Options.greedy(3), null);
-            assertTrue(answer.promptTokens() > 3 * QFormerImageInterface.qformerConfig("tiny").numQueryTokens(),
+        Path checkpoint = run.resolve(xllm.train.CheckpointStore.FINAL);
+        try (NDManager manager = NDManager.newBaseManager(); XLlm model = XLlm.load(checkpoint, 3, manager)) {
+            assertEquals(java.util.Set.of(Modality.VIDEO), model.modalities());
+            var answer = new Conversation(model).ask(java.util.Map.of(Modality.VIDEO, clip),
+                    "Which way does the shape move?", xllm.llm.Generator.Options.greedy(3), null);
+            assertTrue(answer.promptTokens() > 3 * ImageInterface.qformerConfig("tiny").numQueryTokens(),
                     "3 frames x queries in the prompt: " + answer.promptTokens());
-            assertThrows(IllegalArgumentException.class, () -> chat.requireModality("Image", clip));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> model.interfaceOf(Modality.IMAGE));
+            assertTrue(e.getMessage().contains("no image interface") && e.getMessage().contains("--video"), e.getMessage());
         }
-        // the same checkpoint as if trained before the CNN tokens had positions: refused, naming its config.json
-        Path configJson = run.resolve(xllm.train.CheckpointStore.FINAL).resolve(xllm.train.Checkpoint.CONFIG);
+        // the same checkpoint as if trained on image features without positions: refused, naming the field
+        Path configJson = checkpoint.resolve(XLlm.CONFIG);
         String recorded = Files.readString(configJson);
-        assertTrue(recorded.contains(" + 2-D sinusoidal positions"), "the checkpoint records its features");
-        Files.writeString(configJson, recorded.replace(" + 2-D sinusoidal positions", ""));
+        assertTrue(recorded.contains("\"positions\" : true"), recorded);
+        Files.writeString(configJson, recorded.replace("\"positions\" : true", "\"positions\" : false"));
         try (NDManager manager = NDManager.newBaseManager()) {
-            java.io.IOException e = assertThrows(java.io.IOException.class,
-                    () -> MediaChat.open(run.resolve(xllm.train.CheckpointStore.FINAL), 3, manager));
-            assertTrue(e.getMessage().contains("config.json") && e.getMessage().contains("positions"), e.getMessage());
+            java.io.IOException e = assertThrows(java.io.IOException.class, () -> XLlm.load(checkpoint, manager));
+            assertTrue(e.getMessage().startsWith(configJson + ": model.video.encoder.positions is recorded as false"),
+                    e.getMessage());
         }
     }
 }

@@ -45,28 +45,29 @@ class ChatAndGenerateTest {
         CliProcess trained = CliProcess.run("", "train", "recipes/tiny-overfit.yaml", "output=" + run, "steps=12");
         assertEquals(0, trained.exitCode(), trained.stderr());
         String checkpoint = run.resolve("checkpoints/step-000012").toString();
-        String script = String.join("\n", "What colour is this picture?", "/image no-such.png",
-                "/image data/tiny-overfit/red.png", "What colour is this picture?", "/ask",
-                "colour ".repeat(400), "What colour is this picture?", "/exit", "");
+        String script = String.join("\n", "/image no-such.png", "/image data/tiny-overfit/red.png",
+                "What colour is this picture?", "/ask", "colour ".repeat(400), "/reset", "/image data/tiny-overfit/red.png",
+                "What colour is this picture?", "/exit", "");
         CliProcess chat = CliProcess.run(script, "chat", "--model", checkpoint, "--temperature", "0", "--max-tokens", "4");
         assertEquals(0, chat.exitCode(), chat.stderr());
         List<String> lines = chat.stdout().lines().toList();
-        assertEquals("(no image yet: /image FILE)", lines.get(0));
-        assertTrue(lines.get(1).startsWith("(no such image file"), lines.get(1));
-        assertEquals("(image: data/tiny-overfit/red.png)", lines.get(2));
-        assertEquals("(/ask needs a speech-interface checkpoint and a WAV: /audio FILE)", lines.get(4));
-        assertTrue(lines.get(5).startsWith("error: prompt of ") && lines.get(5).contains("exceeds the model's context"),
-                "a question over the context fails alone: " + lines.get(5));
-        assertEquals(lines.get(3), lines.get(6), "the next question is answered as before");
-        assertEquals(7, lines.size(), "one answer line after the image is set: " + lines);
+        assertTrue(lines.get(0).startsWith("(no such image file"), lines.get(0));
+        assertEquals("(image attached to your next message: data/tiny-overfit/red.png)", lines.get(1));
+        assertEquals("(/ask needs an X-LLM checkpoint with a speech interface and an attached WAV: /audio FILE)",
+                lines.get(3));
+        assertTrue(lines.get(4).startsWith("error: prompt of ") && lines.get(4).contains("exceeds the model's context"),
+                "a question over the context fails alone: " + lines.get(4));
+        assertEquals("(conversation cleared)", lines.get(5));
+        assertEquals(lines.get(2), lines.get(7), "after /reset the same image and question are answered as before");
+        assertEquals(8, lines.size(), "one answer line per question: " + lines);
 
         CliProcess generate = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png",
                 "--prompt", "What colour is this picture?", "--temperature", "0", "--max-tokens", "4");
         assertEquals(0, generate.exitCode(), generate.stderr());
-        assertEquals(lines.get(3).strip(), generate.stdout().strip(), "chat and generate build the same prompt");
+        assertEquals(lines.get(2).strip(), generate.stdout().strip(), "chat and generate build the same prompt");
         CliProcess notACheckpoint = CliProcess.run("", "generate", "--image", "data/tiny-overfit/red.png", "--prompt", "x");
         assertNotEquals(0, notACheckpoint.exitCode());
-        assertTrue(notACheckpoint.stderr().contains("training checkpoint"), notACheckpoint.stderr());
+        assertTrue(notACheckpoint.stderr().contains("X-LLM checkpoint"), notACheckpoint.stderr());
         CliProcess noPrompt = CliProcess.run("", "generate", "--model", checkpoint, "--image", "data/tiny-overfit/red.png");
         assertNotEquals(0, noPrompt.exitCode());
         assertTrue(noPrompt.stderr().contains("--prompt is required (it may be left out only with --audio)"), noPrompt.stderr());
@@ -85,7 +86,7 @@ class ChatAndGenerateTest {
         assertTrue(lines.get(1).startsWith("error: prompt of ") && lines.get(1).contains("exceeds the model's context of 256"),
                 lines.get(1));
         assertTrue(lines.get(2).startsWith("(this model has no image interface"), lines.get(2));
-        assertTrue(lines.get(3).startsWith("(this model has no audio interface"), lines.get(3));
+        assertTrue(lines.get(3).startsWith("(this model has no speech interface"), lines.get(3));
         assertEquals("unknown command /bogus — /help lists them", lines.get(4));
         assertFalse(lines.get(5).startsWith("error"), "the good turn after the bad ones is answered: " + lines.get(5));
     }

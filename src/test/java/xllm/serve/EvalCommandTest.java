@@ -109,6 +109,6 @@ class EvalCommandTest {
         String[] result = execute("eval", "video", "--model", dir.resolve("none").toString(), "--data", manifest.toString(),
                 "--frames", "2147483647");
         assertEquals("1", result[0], result[2]);
-        assertTrue(result[2].contains("frames per video must be in 1..64") && result[2].contains("2147483647"), result[2]);
+        assertTrue(result[2].contains("--frames must be in 1..64") && result[2].contains("2147483647"), result[2]);
     }
 }
