@@ -84,7 +84,7 @@ public record ConversationSample(String id, Path image, Path video, Path audio, 
         for (int t = 0; t < pairs; t++) {
             humans[t] = text(conversations.get(2 * t), 2 * t, where);
             answers[t] = text(conversations.get(2 * t + 1), 2 * t + 1, where);
-            if (answers[t].isEmpty()) throw new IOException(where + ": empty answer in turn " + (2 * t + 1));
+            if (answers[t].isBlank()) throw new IOException(where + ": empty answer in turn " + (2 * t + 1));
         }
         // step 1: which turn each medium belongs to (-1: the sample has no such medium)
         int[] owner = new int[MEDIA.length];

@@ -73,7 +73,7 @@ class StageConfigTest {
             recipes = files.filter(p -> p.toString().endsWith(".yaml")).sorted().toList();
         }
         assertEquals(List.of("stage1-asr.yaml", "stage1-qformer.yaml", "stage2-image.yaml",
-                "stage2-speech-spoken.yaml", "stage2-speech.yaml", "stage2-video.yaml", "stage3-integrate.yaml", "tiny-asr.yaml", "tiny-overfit.yaml", "tiny-speech.yaml"),
+                "stage2-speech-spoken.yaml", "stage2-speech.yaml", "stage2-video.yaml", "stage3-integrate.yaml", "tiny-asr.yaml", "tiny-integrate.yaml", "tiny-overfit.yaml", "tiny-speech.yaml"),
                 recipes.stream().map(p -> p.getFileName().toString()).toList());
         for (Path recipe : recipes) {
             boolean checkFiles = recipe.endsWith("tiny-overfit.yaml") || recipe.endsWith("tiny-asr.yaml");
