@@ -258,17 +258,19 @@ public final class StageRunner {
 
     private <S, P> Path save(CheckpointStore store, TrainingTask<S, P> task, Map<String, TrainableParameter> all,
                              List<TrainableParameter> trainable, AdamW optimizer, long step, double loss) throws IOException {
+        // every parameter of the assembled model, trained in this stage or not (stage 3 trains the adapters; its
+        // checkpoint still holds the Q-Formers and the C-Former it started from), so one directory is the whole model
         Map<String, NDArray> model = new LinkedHashMap<>();
-        for (TrainableParameter p : trainable) model.put(p.name(), p.value());
+        for (TrainableParameter p : all.values()) model.put(p.name(), p.value());
         Map<String, NDArray> state = optimizer.state();
         try {
             ObjectNode configJson = JSON.createObjectNode();
             configJson.set("model", task.describe());
-            configJson.put("recipe", config.toYaml());
             List<Path> manifests = new ArrayList<>();
             manifests.add(config.data().train());
             if (config.data().eval() != null) manifests.add(config.data().eval());
             ObjectNode provenance = CheckpointStore.provenance(config.stage().id(), manifests, Map.of("loss", loss));
+            provenance.put("recipe", config.toYaml()); // how it was trained; config.json records what it is
             TrainerState trainerState = new TrainerState(step, step * config.gradientAccumulation() * config.batchSize()
                     / Math.max(1, task.trainSamples().size()), step * config.gradientAccumulation(), config.seed(),
                     "derived from seed and micro-batch index", loss, Map.of());
