@@ -28,18 +28,16 @@ public final class EvalCommand implements Runnable {
     }
 
     /**
-     * {@code ./xllm eval image|video|spoken}: exact-match accuracy of greedy answers ({@link ImageQaEvaluation}). One
-     * subcommand per modality, each with its own usage; the checkpoint must have that modality's interface.
+     * {@code ./xllm eval image|video|spoken}: exact-match accuracy of greedy answers ({@link ImageQaEvaluation}). The
+     * three names differ only in their usage text (video adds --frames): each sample is asked with all its media,
+     * which the X-LLM checkpoint must read.
      */
     abstract static class MediaQuestions implements Callable<Integer> {
-        @Option(names = {"-m", "--model"}, required = true, description = "Training checkpoint directory.") String model;
+        @Option(names = {"-m", "--model"}, required = true, description = "X-LLM checkpoint directory.") String model;
         @Option(names = "--data", required = true, description = "JSONL manifest (LLaVA style).") Path data;
         @Option(names = "--limit", defaultValue = "0", description = "Evaluate only the first N samples (0 = all).") int limit;
         @Option(names = "--show-errors", description = "Print each wrong answer on stderr.") boolean showErrors;
         @Option(names = "--task", description = "Only samples of this task (e.g. direction, caption).") String task;
-
-        /** "Image", "Video" or "Speech": the interface the checkpoint must have ({@link MediaChat#modality}). */
-        abstract String modality();
 
         /** Frames sampled per video (0: the training recipe's). */
         int frames() {
@@ -74,25 +72,18 @@ public final class EvalCommand implements Runnable {
             description = {"Exact-match accuracy of greedy answers on an image-question manifest (per task and "
                     + "language); scene descriptions are also scored attribute by attribute (colour, shape, count), "
                     + "and a sample with \"keywords\" is also right when the answer contains one.",
-                    "Needs an align-image checkpoint; each sample's \"image\" is read."})
+                    "Needs an X-LLM checkpoint that reads the samples' media (all of a sample's image, video and audio are "
+                            + "given together; a multi-turn sample's last turn is asked after the earlier turns)."})
     static final class Image extends MediaQuestions {
-        @Override
-        String modality() {
-            return "Image";
-        }
     }
 
     @Command(name = "video", mixinStandardHelpOptions = true,
             description = {"Exact-match accuracy of greedy answers on a video-question manifest (per task and "
                     + "language).",
-                    "Needs an align-video checkpoint; each sample's \"video\" is read."})
+                    "Needs an X-LLM checkpoint with a video interface (and whatever other media the samples carry)."})
     static final class Video extends MediaQuestions {
         @Option(names = "--frames", description = "Frames sampled per video (default: the training recipe's).") int frames;
 
-        @Override
-        String modality() {
-            return "Video";
-        }
 
         @Override
         int frames() {
@@ -102,14 +93,10 @@ public final class EvalCommand implements Runnable {
 
     @Command(name = "spoken", mixinStandardHelpOptions = true,
             description = {"Exact-match accuracy of greedy answers on a speech manifest (per task and language).",
-                    "Needs an align-speech checkpoint; each sample's \"audio\" is read. A spoken question (human "
+                    "Needs an X-LLM checkpoint with a speech interface. A spoken question (human "
                             + "turn only <audio>, `bootstrap replies`) is asked with no typed text; its rows also give "
                             + "the word error rate of the answers against the LLM's replies to the transcripts."})
     static final class Spoken extends MediaQuestions {
-        @Override
-        String modality() {
-            return "Speech";
-        }
     }
 
     /** Refuses a negative count, naming the option. */
@@ -135,7 +122,8 @@ public final class EvalCommand implements Runnable {
 
     /**
      * {@code ./xllm eval asr}: CER / WER of recognised text on an ASR manifest ({@link AsrEvaluation}): from a CIF ASR
-     * checkpoint, from an align-speech checkpoint (the LLM transcribes through the C-Former), or stored hypotheses.
+     * checkpoint, from an X-LLM checkpoint (the LLM transcribes through the C-Former; with images, S and S+V), or
+     * stored hypotheses.
      */
     @Command(name = "asr", mixinStandardHelpOptions = true,
             description = {"CER and WER (with substitution / deletion / insertion counts) of hypotheses against an ASR "
@@ -146,8 +134,9 @@ public final class EvalCommand implements Runnable {
         @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
         @Option(names = "--data", required = true, description = "ASR manifest (JSONL).") Path data;
         @Option(names = {"-m", "--model"}, description = "Recognise with this checkpoint: a convert-asr checkpoint (the CIF "
-                + "ASR model, greedy) or an align-speech checkpoint (the frozen LLM through the C-Former, greedy, asked "
-                + "\"" + PromptTemplate.ASR_INSTRUCTION + "\").") String model;
+                + "ASR model, greedy) or an X-LLM checkpoint with a speech interface (the frozen LLM through the C-Former, greedy, "
+                + "asked \"" + PromptTemplate.ASR_INSTRUCTION + "\"; when the manifest's lines carry an \"image\", also "
+                + "with the image, asked \"" + PromptTemplate.MULTIMODAL_ASR_INSTRUCTION + "\": S vs S+V).") String model;
         @Option(names = "--hyp", description = "Score stored hypotheses instead: JSONL of {\"id\", \"text\"}.") Path hypotheses;
         @Option(names = "--limit", defaultValue = "0", description = "Score only the first N utterances (0 = all).") int limit;
 

@@ -15,7 +15,7 @@ final class ModelOption {
 
     @Option(names = {"-m", "--model"}, defaultValue = DEFAULT_MODEL,
             description = "Model name in the cache (see `./xllm models list`), or a path to a GGUF file, a Hugging Face "
-                    + "directory or a training checkpoint. A bare name is always looked up in the cache; write a path "
+                    + "directory or an X-LLM checkpoint directory. A bare name is always looked up in the cache; write a path "
                     + "with a '/' (./name, runs/x/final) (default ${DEFAULT-VALUE}).")
     String model;
 

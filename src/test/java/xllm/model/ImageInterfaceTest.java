@@ -81,6 +81,26 @@ class ImageInterfaceTest {
         }
     }
 
+    /** model.visionEncoder may name a CLIP vision directory: the Q-Former then cross-attends to its ViT tokens. */
+    @Test
+    void aClipDirectorySelectsTheVitEncoder() throws IOException {
+        Path clip = Path.of("src/test/resources/fixtures/clip/gelu");
+        try (NDManager manager = NDManager.newBaseManager();
+             ImageInterface image = ImageInterface.create(clip.toString(), ImageInterface.qformerConfig("tiny"), null, 24, 1,
+                     manager);
+             xllm.vision.ClipVisionEncoder direct = xllm.vision.ClipVisionEncoder.load(clip,
+                     xllm.vision.ClipVisionEncoder.FeatureLayer.PENULTIMATE, manager)) {
+            InterfaceConfig.Image record = image.config();
+            assertEquals(direct.identity(), record.encoder().identity());
+            assertEquals(Arrays.stream(direct.featureShape()).boxed().toList(), record.encoder().featureShape());
+            assertEquals(direct.featureShape()[1], record.qformer().encoderHiddenSize());
+            assertTrue(!record.encoder().positions(), "ViT tokens carry their own positions");
+            var out = image.adapt(image.encode(List.of(image.prepare(writeJpeg())), manager), manager);
+            assertArrayEquals(new long[] {ImageInterface.qformerConfig("tiny").numQueryTokens(), 24},
+                    out.get(0).getShape().getShape());
+        }
+    }
+
     private Path writeJpeg() throws IOException {
         return Files.write(dir.resolve("q.jpg"), noiseJpeg());
     }
