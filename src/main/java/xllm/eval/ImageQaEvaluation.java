@@ -113,17 +113,8 @@ public final class ImageQaEvaluation {
 
     /** A conversation's turns with their media prepared; the last turn's answer left to generate. */
     public static List<Turn> turns(XLlm model, InstructionTask.Sample conversation) throws IOException {
-        List<Turn> turns = new ArrayList<>();
-        List<InstructionTask.Exchange> exchanges = conversation.turns();
-        for (int i = 0; i < exchanges.size(); i++) {
-            InstructionTask.Exchange e = exchanges.get(i);
-            Map<Modality, Turn.Medium> media = new java.util.EnumMap<>(Modality.class);
-            for (Modality m : e.media()) {
-                media.put(m, Turn.Medium.prepared(model.interfaceOf(m).prepare(conversation.media().get(m))));
-            }
-            turns.add(new Turn(media, e.question(), i == exchanges.size() - 1 ? null : e.answer()));
-        }
-        return turns;
+        return InstructionTask.turns(conversation, (m, file) -> Turn.Medium.prepared(model.interfaceOf(m).prepare(file)),
+                false);
     }
 
     /** Scores {@code model} on {@code samples} ({@link #readSamples}); {@code log}, when given, gets each wrong answer. */

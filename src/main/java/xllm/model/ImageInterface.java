@@ -8,7 +8,6 @@ import xllm.x2l.QFormerConfig;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -90,9 +89,7 @@ public final class ImageInterface implements ModalityInterface {
 
     @Override
     public List<TrainableParameter> parameters() {
-        List<TrainableParameter> all = new ArrayList<>(side.parameters(PREFIX));
-        all.addAll(adapter.parameters());
-        return all;
+        return side.parameters(PREFIX, adapter.parameters());
     }
 
     @Override
@@ -107,11 +104,7 @@ public final class ImageInterface implements ModalityInterface {
 
     @Override
     public InterfaceConfig.Image config() {
-        return new InterfaceConfig.Image(side.record(), side.qformerConfig(), adapterWidth());
-    }
-
-    private int adapterWidth() {
-        return Math.toIntExact(adapter.parameters().get(0).value().getShape().get(0));
+        return new InterfaceConfig.Image(side.record(), side.qformerConfig(), adapter.outputWidth());
     }
 
     @Override

@@ -10,7 +10,6 @@ import xllm.x2l.VAdapter;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -111,9 +110,7 @@ public final class VideoInterface implements ModalityInterface {
 
     @Override
     public List<TrainableParameter> parameters() {
-        List<TrainableParameter> all = new ArrayList<>(side.parameters(PREFIX));
-        all.addAll(adapter.parameters());
-        return all;
+        return side.parameters(PREFIX, adapter.parameters());
     }
 
     @Override
@@ -129,8 +126,7 @@ public final class VideoInterface implements ModalityInterface {
 
     @Override
     public InterfaceConfig.Video config() {
-        int width = Math.toIntExact(adapter.parameters().get(0).value().getShape().get(0));
-        return new InterfaceConfig.Video(side.record(), frames, side.qformerConfig(), width);
+        return new InterfaceConfig.Video(side.record(), frames, side.qformerConfig(), adapter.outputWidth());
     }
 
     @Override

@@ -106,8 +106,11 @@ final class VisionSide implements AutoCloseable {
         return qformer == null ? positioned : qformer.forward(positioned, null);
     }
 
-    List<TrainableParameter> parameters(String prefix) {
-        return qformer == null ? List.of() : new ArrayList<>(qformer.parameters(prefix + "qformer."));
+    /** The interface's parameters: the Q-Former's under {@code <prefix>qformer.}, then its adapter's. */
+    List<TrainableParameter> parameters(String prefix, List<TrainableParameter> adapter) {
+        List<TrainableParameter> all = qformer == null ? new ArrayList<>() : new ArrayList<>(qformer.parameters(prefix + "qformer."));
+        all.addAll(adapter);
+        return all;
     }
 
     List<NDArray> frozenTensors() {

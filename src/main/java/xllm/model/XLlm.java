@@ -20,7 +20,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -100,14 +99,7 @@ public final class XLlm implements AutoCloseable {
             }
             XLlm model = new XLlm(llm, built);
             requireSameArchitecture(JSON.valueToTree(config), JSON.valueToTree(model.config()), configFile);
-            Map<String, TrainableParameter> byName = new LinkedHashMap<>();
-            for (TrainableParameter p : model.parameters()) byName.put(p.name(), p);
-            Path weights = checkpoint.resolve(MODEL);
-            try (Safetensors file = Safetensors.open(weights)) {
-                Map<String, HostTensor> tensors = new LinkedHashMap<>();
-                for (String name : file.names()) tensors.put(name, file.get(name));
-                ParameterAssignment.assign(byName, tensors, Map.of(), weights, byName.keySet());
-            }
+            model.loadTensors(checkpoint.resolve(MODEL));
             if (videoFrames > 0 && model.interfaces.get(Modality.VIDEO) instanceof VideoInterface video) {
                 model.interfaces.put(Modality.VIDEO, video.withFrames(videoFrames));
             }
@@ -116,6 +108,20 @@ public final class XLlm implements AutoCloseable {
             built.forEach(ModalityInterface::close);
             llm.close();
             throw e;
+        }
+    }
+
+    /**
+     * Loads every parameter from a safetensors file, strictly: each must be there with its shape, and a tensor that
+     * matches no parameter is an error naming it.
+     */
+    public void loadTensors(Path weights) throws IOException {
+        Map<String, TrainableParameter> byName = new LinkedHashMap<>();
+        for (TrainableParameter p : parameters()) byName.put(p.name(), p);
+        try (Safetensors file = Safetensors.open(weights)) {
+            Map<String, HostTensor> tensors = new LinkedHashMap<>();
+            for (String name : file.names()) tensors.put(name, file.get(name));
+            ParameterAssignment.assign(byName, tensors, Map.of(), weights, byName.keySet());
         }
     }
 
@@ -256,6 +262,13 @@ public final class XLlm implements AutoCloseable {
      * Answers are trained segments with {@code trainAnswers} (right padding), else history text (left padding).
      */
     public PromptBatch prompt(List<List<Turn>> rows, boolean trainAnswers, NDManager scope) {
+        return splice(rows, trainAnswers, scope).batch();
+    }
+
+    /** The batch and, per row, the token ids of its text (the repetition penalty's history). */
+    private record Spliced(PromptBatch batch, List<long[]> textIds) {}
+
+    private Spliced splice(List<List<Turn>> rows, boolean trainAnswers, NDManager scope) {
         // Steps 1 and 2, one batch per modality over every turn of every row.
         List<List<Map<Modality, NDArray>>> vectors = new ArrayList<>();
         for (List<Turn> row : rows) {
@@ -282,9 +295,14 @@ public final class XLlm implements AutoCloseable {
         }
         // Step 3: splice.
         List<List<Segment>> segments = new ArrayList<>();
-        for (int r = 0; r < rows.size(); r++) segments.add(template.row(rows.get(r), vectors.get(r), trainAnswers).segments());
-        return PromptBatch.build(llm.model(), segments, trainAnswers ? PromptBatch.Padding.RIGHT : PromptBatch.Padding.LEFT,
-                scope);
+        List<long[]> textIds = new ArrayList<>();
+        for (int r = 0; r < rows.size(); r++) {
+            PromptTemplate.Row row = template.row(rows.get(r), vectors.get(r), trainAnswers);
+            segments.add(row.segments());
+            textIds.add(row.textIds());
+        }
+        return new Spliced(PromptBatch.build(llm.model(), segments, trainAnswers ? PromptBatch.Padding.RIGHT
+                : PromptBatch.Padding.LEFT, scope), textIds);
     }
 
     private static List<Features> encodeMissing(ModalityInterface x, List<Turn.Medium> media, NDManager scope) {
@@ -308,19 +326,9 @@ public final class XLlm implements AutoCloseable {
     public List<Generator.Completion> generate(List<List<Turn>> rows, Generator.Options options,
                                                Generator.StreamListener listener) {
         try (NDManager scope = llm.model().manager().newSubManager()) {
-            PromptBatch prompt = prompt(rows, false, scope);
-            List<long[]> textIds = new ArrayList<>();
-            for (List<Turn> row : rows) {
-                List<Map<Modality, NDArray>> none = new ArrayList<>();
-                for (Turn t : row) {
-                    Map<Modality, NDArray> empty = new HashMap<>();
-                    for (Modality m : t.media().keySet()) empty.put(m, scope.zeros(new ai.djl.ndarray.types.Shape(0,
-                            llm.model().config().hiddenSize())));
-                    none.add(empty);
-                }
-                textIds.add(template.row(row, none, false).textIds());
-            }
-            return llm.generator().generateFromEmbeddings(prompt.embeddings(), prompt.valid(), textIds, options, listener);
+            Spliced prompt = splice(rows, false, scope);
+            return llm.generator().generateFromEmbeddings(prompt.batch().embeddings(), prompt.batch().valid(),
+                    prompt.textIds(), options, listener);
         }
     }
 

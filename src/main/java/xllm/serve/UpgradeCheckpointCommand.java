@@ -8,10 +8,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 import xllm.model.XLlm;
 import xllm.model.XLlmConfig;
-import xllm.tensor.HostTensor;
-import xllm.tensor.ParameterAssignment;
-import xllm.tensor.Safetensors;
-import xllm.tensor.TrainableParameter;
 import xllm.train.StageAssembly;
 import xllm.train.StageConfig;
 
@@ -19,9 +15,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
@@ -74,14 +68,7 @@ public final class UpgradeCheckpointCommand implements Callable<Integer> {
         }
         ObjectNode upgraded;
         try (NDManager manager = NDManager.newBaseManager(); XLlm model = StageAssembly.model(config, manager)) {
-            Map<String, TrainableParameter> byName = new LinkedHashMap<>();
-            for (TrainableParameter p : model.parameters()) byName.put(p.name(), p);
-            Path weights = dir.resolve(XLlm.MODEL);
-            try (Safetensors file = Safetensors.open(weights)) {
-                Map<String, HostTensor> tensors = new LinkedHashMap<>();
-                for (String name : file.names()) tensors.put(name, file.get(name));
-                ParameterAssignment.assign(byName, tensors, Map.of(), weights, byName.keySet());
-            }
+            model.loadTensors(dir.resolve(XLlm.MODEL));
             upgraded = model.configJson();
         }
         Path provenanceFile = dir.resolve("provenance.json");

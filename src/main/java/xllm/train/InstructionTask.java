@@ -26,7 +26,6 @@ import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -91,21 +90,12 @@ public final class InstructionTask implements TrainingTask<InstructionTask.Sampl
     }
 
     private static boolean isAsrManifest(Path manifest) throws IOException {
-        if (startsWithArray(manifest)) return false;
         boolean[] asr = {false};
-        JsonLines.read(manifest, line -> { // the first object decides; a bad line is named by file:line
+        JsonLines.readObjects(manifest, line -> { // the first object decides; a bad one is named by file and position
             asr[0] = !line.object().has("conversations");
             return false;
         });
         return asr[0];
-    }
-
-    private static boolean startsWithArray(Path manifest) throws IOException {
-        try (var in = java.nio.file.Files.newInputStream(manifest)) {
-            int c;
-            while ((c = in.read()) >= 0) if (!Character.isWhitespace(c)) return c == '[';
-            return false;
-        }
     }
 
     /** An ASR utterance as a one-turn conversation: the paper's ASR instruction, or the multimodal one with an image. */
@@ -207,21 +197,35 @@ public final class InstructionTask implements TrainingTask<InstructionTask.Sampl
         return eval;
     }
 
+    /** Where a conversation's media come from: a file of a modality → its prepared or encoded form. */
+    @FunctionalInterface
+    public interface MediumSource {
+        Turn.Medium of(Modality modality, Path file) throws IOException;
+    }
+
+    /**
+     * A conversation as the model's turns, each medium in the turn it belongs to; with {@code answerLast} false the
+     * last turn's answer is left to generate (evaluation), the earlier ones are history.
+     */
+    public static List<Turn> turns(Sample s, MediumSource source, boolean answerLast) throws IOException {
+        Map<Modality, Turn.Medium> media = new EnumMap<>(Modality.class);
+        for (var entry : s.media().entrySet()) media.put(entry.getKey(), source.of(entry.getKey(), entry.getValue()));
+        List<Turn> turns = new ArrayList<>();
+        for (int i = 0; i < s.turns().size(); i++) {
+            Exchange e = s.turns().get(i);
+            Map<Modality, Turn.Medium> own = new EnumMap<>(Modality.class);
+            for (Modality m : e.media()) own.put(m, media.get(m));
+            boolean last = i == s.turns().size() - 1;
+            turns.add(new Turn(own, e.question(), last && !answerLast ? null : e.answer()));
+        }
+        return Collections.unmodifiableList(turns);
+    }
+
     /** The conversations with their media prepared, or read from the caches. */
     @Override
     public List<List<Turn>> prepare(List<Sample> samples, boolean training, long seed) throws IOException {
         List<List<Turn>> rows = new ArrayList<>();
-        for (Sample s : samples) {
-            Map<Modality, Turn.Medium> media = new EnumMap<>(Modality.class);
-            for (var entry : s.media().entrySet()) media.put(entry.getKey(), medium(entry.getKey(), entry.getValue()));
-            List<Turn> turns = new ArrayList<>();
-            for (Exchange e : s.turns()) {
-                Map<Modality, Turn.Medium> own = new EnumMap<>(Modality.class);
-                for (Modality m : e.media()) own.put(m, media.get(m));
-                turns.add(new Turn(own, e.question(), e.answer()));
-            }
-            rows.add(Collections.unmodifiableList(turns));
-        }
+        for (Sample s : samples) rows.add(turns(s, this::medium, true));
         return rows;
     }
 
@@ -260,6 +264,6 @@ public final class InstructionTask implements TrainingTask<InstructionTask.Sampl
 
     /** The feature-cache directory name of a modality's encoder ({@code image-encoder}, …). */
     static String cacheName(Modality m) {
-        return m.id().toLowerCase(Locale.ROOT) + "-encoder";
+        return m.id() + "-encoder";
     }
 }

@@ -32,6 +32,11 @@ public final class IAdapter {
         return linear.inputWidth();
     }
 
+    /** The LLM's embedding width D. */
+    public int outputWidth() {
+        return linear.outputWidth();
+    }
+
     public List<TrainableParameter> parameters() {
         return linear.parameters();
     }

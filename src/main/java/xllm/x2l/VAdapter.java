@@ -35,6 +35,11 @@ public final class VAdapter {
         return linear.inputWidth();
     }
 
+    /** The LLM's embedding width D. */
+    public int outputWidth() {
+        return linear.outputWidth();
+    }
+
     public List<TrainableParameter> parameters() {
         return linear.parameters();
     }
