@@ -29,6 +29,7 @@ class ArchitectureTest {
     void layersOnlyDependDownward() {
         ArchRule layers = layeredArchitecture().consideringOnlyDependenciesInLayers()
                 .layer("serve").definedBy("xllm.serve..")
+                .layer("server").definedBy("xllm.server..")
                 .layer("eval").definedBy("xllm.eval..")
                 .layer("train").definedBy("xllm.train..")
                 .layer("data").definedBy("xllm.data..")
@@ -39,23 +40,24 @@ class ArchitectureTest {
                 .layer("hub").definedBy("xllm.hub..")
                 .layer("tensor").definedBy("xllm.tensor..")
                 .whereLayer("serve").mayNotBeAccessedByAnyLayer()
+                .whereLayer("server").mayOnlyBeAccessedByLayers("serve")
                 .whereLayer("eval").mayOnlyBeAccessedByLayers("serve")
                 .whereLayer("train").mayOnlyBeAccessedByLayers("serve", "eval")
                 .whereLayer("data").mayOnlyBeAccessedByLayers("serve", "eval", "train")
-                .whereLayer("model").mayOnlyBeAccessedByLayers("serve", "eval", "train", "data")
+                .whereLayer("model").mayOnlyBeAccessedByLayers("serve", "server", "eval", "train", "data")
                 .whereLayer("x2l").mayOnlyBeAccessedByLayers("serve", "eval", "train", "data", "model")
                 .whereLayer("modalities").mayOnlyBeAccessedByLayers("serve", "eval", "train", "data", "model", "x2l",
                         "modalities")
-                .whereLayer("llm").mayOnlyBeAccessedByLayers("serve", "eval", "train", "data", "model")
-                .whereLayer("hub").mayOnlyBeAccessedByLayers("serve", "eval", "train", "data", "model");
+                .whereLayer("llm").mayOnlyBeAccessedByLayers("serve", "server", "eval", "train", "data", "model")
+                .whereLayer("hub").mayOnlyBeAccessedByLayers("serve", "server", "eval", "train", "data", "model");
         layers.check(classes);
     }
 
     @Test
     void inferenceNeverImportsTraining() {
-        noClasses().that().resideInAnyPackage("xllm.model..", "xllm.x2l..", "xllm.vision..", "xllm.speech..",
+        noClasses().that().resideInAnyPackage("xllm.server..", "xllm.model..", "xllm.x2l..", "xllm.vision..", "xllm.speech..",
                         "xllm.llm..", "xllm.tensor..", "xllm.hub..")
-                .should().dependOnClassesThat().resideInAPackage("xllm.train..")
+                .should().dependOnClassesThat().resideInAnyPackage("xllm.train..", "xllm.eval..", "xllm.data..")
                 .because("the model a user chats with must load without the training engine")
                 .check(classes);
     }

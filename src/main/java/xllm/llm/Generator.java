@@ -10,6 +10,8 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
+import java.util.Collections;
 
 /**
  * Autoregressive generation with a KV cache: batched prompts (left-padded), prompts given as token ids or as input
@@ -19,10 +21,26 @@ import java.util.Set;
  */
 public final class Generator {
 
-    public record Options(int maxNewTokens, Sampler.Options sampling, List<String> stopStrings) {
+    /**
+     * How one row is generated.
+     *
+     * @param cancelled asked before every step: true ends the row there with {@link FinishReason#CANCELLED} (a server
+     *                  whose client went away or whose request timed out); never null
+     */
+    public record Options(int maxNewTokens, Sampler.Options sampling, List<String> stopStrings, BooleanSupplier cancelled) {
         public Options {
             if (maxNewTokens < 0) throw new IllegalArgumentException("max new tokens must be ≥ 0");
             stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
+            if (cancelled == null) cancelled = () -> false;
+        }
+
+        public Options(int maxNewTokens, Sampler.Options sampling, List<String> stopStrings) {
+            this(maxNewTokens, sampling, stopStrings, null);
+        }
+
+        /** The same options, ended early when {@code check} says so. */
+        public Options cancelledWhen(BooleanSupplier check) {
+            return new Options(maxNewTokens, sampling, stopStrings, check);
         }
 
         public static Options greedy(int maxNewTokens) {
@@ -36,8 +54,11 @@ public final class Generator {
         void onText(int row, String delta);
     }
 
-    /** STOP: an end token or stop string; LENGTH: the token budget; CONTEXT: the model's context is full. */
-    public enum FinishReason { STOP, LENGTH, CONTEXT }
+    /**
+     * STOP: an end token or stop string; LENGTH: the token budget; CONTEXT: the model's context is full; CANCELLED:
+     * the caller's {@link Options#cancelled()} said so.
+     */
+    public enum FinishReason { STOP, LENGTH, CONTEXT, CANCELLED }
 
     public record Completion(long[] tokenIds, String text, FinishReason finishReason, int promptTokens) {}
 
@@ -67,6 +88,11 @@ public final class Generator {
 
     /** Generates for token-id prompts (any lengths; they are left-padded into one batch). */
     public List<Completion> generate(List<long[]> prompts, Options options, StreamListener listener) {
+        return generate(prompts, Collections.nCopies(prompts.size(), options), listener);
+    }
+
+    /** As {@link #generate(List, Options, StreamListener)}, with each row's own options (a server's batch). */
+    public List<Completion> generate(List<long[]> prompts, List<Options> options, StreamListener listener) {
         int batch = prompts.size();
         int longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0);
         requireRoomForReply(longest);
@@ -90,12 +116,22 @@ public final class Generator {
      */
     public List<Completion> generateFromEmbeddings(NDArray promptEmbeddings, boolean[][] valid, List<long[]> promptIds,
                                                    Options options, StreamListener listener) {
+        return generateFromEmbeddings(promptEmbeddings, valid, promptIds,
+                Collections.nCopies((int) promptEmbeddings.getShape().get(0), options), listener);
+    }
+
+    /** As above, with each row's own options: its budget, sampler, stop strings and cancellation. */
+    public List<Completion> generateFromEmbeddings(NDArray promptEmbeddings, boolean[][] valid, List<long[]> promptIds,
+                                                   List<Options> options, StreamListener listener) {
         Shape shape = promptEmbeddings.getShape();
         int batch = (int) shape.get(0), promptLength = (int) shape.get(1);
+        if (options.size() != batch) throw new IllegalArgumentException(options.size() + " options for " + batch + " rows");
         requireRoomForReply(promptLength);
-        // The budget is the caller's number (--max-tokens may be 2³¹−1): generation stops where the context ends, and
-        // the cache starts at what a typical reply needs and grows from there.
-        int budget = (int) Math.min(options.maxNewTokens(), (long) model.config().maxPositions() - promptLength);
+        // Each row's budget is the caller's number (--max-tokens may be 2³¹−1): generation stops where the context
+        // ends, and the cache starts at what a typical reply needs and grows from there.
+        int room = model.config().maxPositions() - promptLength;
+        int budget = 0;
+        for (Options o : options) budget = Math.max(budget, (int) Math.min(o.maxNewTokens(), room));
         int capacity = promptLength + Math.min(budget, INITIAL_REPLY_POSITIONS);
         long[][] positions = new long[batch][promptLength];
         int[] lengths = new int[batch];
@@ -109,7 +145,7 @@ public final class Generator {
         Row[] rows = new Row[batch];
         for (int b = 0; b < batch; b++) {
             long[] ids = promptIds == null ? new long[0] : promptIds.get(b);
-            rows[b] = new Row(b, ids, budget, options, listener);
+            rows[b] = new Row(b, ids, (int) Math.min(options.get(b).maxNewTokens(), room), options.get(b), listener);
         }
         try (NDManager request = model.manager().newSubManager();
              KvCache cache = model.newCache(request, batch, capacity)) {
@@ -123,9 +159,13 @@ public final class Generator {
                 long[] next = new long[batch];
                 boolean anyActive = false;
                 for (Row row : rows) {
-                    if (!row.finished) {
-                        row.accept(row.sampler.next(logits[row.index], row.seen, row.seenCount));
-                        anyActive |= !row.finished;
+                    if (!row.done()) {
+                        if (row.options.cancelled().getAsBoolean()) {
+                            row.cancelled = true;
+                        } else {
+                            row.accept(row.sampler.next(logits[row.index], row.seen, row.seenCount));
+                        }
+                        anyActive |= !row.done();
                     }
                     next[row.index] = row.lastToken();
                 }
@@ -143,9 +183,11 @@ public final class Generator {
                 }
             }
         }
-        FinishReason outOfTokens = budget < options.maxNewTokens() ? FinishReason.CONTEXT : FinishReason.LENGTH;
         List<Completion> out = new ArrayList<>();
-        for (int b = 0; b < batch; b++) out.add(rows[b].finish(lengths[b], outOfTokens));
+        for (int b = 0; b < batch; b++) {
+            FinishReason outOfTokens = room < options.get(b).maxNewTokens() ? FinishReason.CONTEXT : FinishReason.LENGTH;
+            out.add(rows[b].finish(lengths[b], outOfTokens));
+        }
         return out;
     }
 
@@ -187,17 +229,25 @@ public final class Generator {
         final long[] seen;
         int seenCount;
         final List<Long> generated = new ArrayList<>();
+        final int budget;  // the most tokens this row may generate
         boolean finished;  // an end token or stop string ended the row
+        boolean cancelled; // the caller ended it
         String text = "";
         int emitted;
 
         Row(int index, long[] promptIds, int budget, Options options, StreamListener listener) {
             this.index = index;
+            this.budget = budget;
             this.options = options;
             this.listener = listener;
             this.sampler = new Sampler(options.sampling());
             this.seen = Arrays.copyOf(promptIds, promptIds.length + budget);
             this.seenCount = promptIds.length;
+        }
+
+        /** Whether the row takes no more tokens: ended, cancelled, or its own budget spent (a batch's may be larger). */
+        boolean done() {
+            return finished || cancelled || generated.size() >= budget;
         }
 
         long lastToken() {
@@ -250,7 +300,8 @@ public final class Generator {
         /** {@code outOfTokens}: why a row that met no end token or stop string ended (budget or context). */
         Completion finish(int promptTokens, FinishReason outOfTokens) {
             stream(true);
-            return new Completion(tokenIds(), text, finished ? FinishReason.STOP : outOfTokens, promptTokens);
+            FinishReason reason = finished ? FinishReason.STOP : cancelled ? FinishReason.CANCELLED : outOfTokens;
+            return new Completion(tokenIds(), text, reason, promptTokens);
         }
     }
 }

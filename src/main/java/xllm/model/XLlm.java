@@ -325,6 +325,12 @@ public final class XLlm implements AutoCloseable {
      */
     public List<Generator.Completion> generate(List<List<Turn>> rows, Generator.Options options,
                                                Generator.StreamListener listener) {
+        return generate(rows, java.util.Collections.nCopies(rows.size(), options), listener);
+    }
+
+    /** As above, with each row's own options (a server's batch of requests). */
+    public List<Generator.Completion> generate(List<List<Turn>> rows, List<Generator.Options> options,
+                                               Generator.StreamListener listener) {
         try (NDManager scope = llm.model().manager().newSubManager()) {
             Spliced prompt = splice(rows, false, scope);
             return llm.generator().generateFromEmbeddings(prompt.batch().embeddings(), prompt.batch().valid(),

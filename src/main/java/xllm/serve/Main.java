@@ -14,7 +14,7 @@ import java.nio.file.NotDirectoryException;
 /** Entry point of {@code ./xllm}: one picocli command per subcommand. */
 @Command(name = "xllm", mixinStandardHelpOptions = true, version = "xllm 0.1.0",
         description = "Images, video and speech as foreign languages for a frozen decoder LLM.",
-        subcommands = {ChatCommand.class, GenerateCommand.class, ModelsCommand.class, TrainCommand.class, EvalCommand.class, BenchCommand.class, BootstrapCommand.class, UpgradeCheckpointCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ChatCommand.class, GenerateCommand.class, ModelsCommand.class, TrainCommand.class, EvalCommand.class, BenchCommand.class, BootstrapCommand.class, ServeCommand.class, UpgradeCheckpointCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
