@@ -4,9 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import xllm.data.InstructionSet;
-import xllm.model.SpeechInterfaceTestAccess;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,21 +22,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class JointChatTest {
 
-    @TempDir
-    static Path dir;
     static Path data;
     static Path checkpoint;
 
     @BeforeAll
     static void trainTinyJointModel() throws Exception {
-        data = dir.resolve("instructions");
-        InstructionSet.build(data, 14, 7, 5, 2, false);
-        Path asr = SpeechInterfaceTestAccess.asrCheckpoint(dir.resolve("asr"));
-        Path run = dir.resolve("run");
-        CliProcess trained = CliProcess.run("", "train", "recipes/tiny-integrate.yaml", "output=" + run,
-                "model.speechEncoder=" + asr, "data.train=" + data.resolve("train.jsonl"));
-        assertEquals(0, trained.exitCode(), trained.stderr());
-        checkpoint = run.resolve("final");
+        data = TinyJointModel.data();
+        checkpoint = TinyJointModel.checkpoint();
     }
 
     /** The first sample of {@code task} in the eval manifest. */

@@ -1,0 +1,187 @@
+package xllm.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import xllm.serve.TinyJointModel;
+
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The chat-completions API on one X-LLM checkpoint (the tiny joint model): every content part kind and their
+ * combination in one turn, multi-turn history, streaming with the usage chunk equal to the whole answer, and batched
+ * requests each keeping their own budget.
+ */
+class ChatCompletionsTest {
+
+    static XllmServer server;
+    static URI base;
+    static Path data;
+
+    @BeforeAll
+    static void start() throws Exception {
+        data = TinyJointModel.data();
+        server = XllmServer.start(TinyJointModel.checkpoint().toString(), ServerOptions.local());
+        base = server.uri();
+    }
+
+    @AfterAll
+    static void stop() {
+        if (server != null) server.close();
+    }
+
+    /** A media file of the first eval sample of {@code task}. */
+    static Path media(String task, String field) throws Exception {
+        for (String line : Files.readAllLines(data.resolve("eval.jsonl"))) {
+            JsonNode node = Http.JSON.readTree(line);
+            if (node.path("task").asText().equals(task)) return data.resolve(node.get(field).asText());
+        }
+        throw new AssertionError("no " + task + " sample");
+    }
+
+    static Map<String, Object> text(String t) {
+        return Map.of("type", "text", "text", t);
+    }
+
+    static Map<String, Object> image(Path png) throws Exception {
+        return Map.of("type", "image_url", "image_url", Map.of("url", Http.dataUrl("image/png", png)));
+    }
+
+    static Map<String, Object> audio(Path wav) throws Exception {
+        return Map.of("type", "input_audio", "input_audio", Map.of("data", Http.base64(wav), "format", "wav"));
+    }
+
+    static Map<String, Object> video(Path file) throws Exception {
+        return Map.of("type", "video_url", "video_url", Map.of("url", Http.dataUrl("video/mp4", file)));
+    }
+
+    static Map<String, Object> request(List<?> messages, int maxTokens, boolean stream) {
+        return Map.of("model", server.modelId(), "messages", messages, "max_tokens", maxTokens, "temperature", 0,
+                "stream", stream, "stream_options", Map.of("include_usage", true));
+    }
+
+    static Map<String, Object> user(Object content) {
+        return Map.of("role", "user", "content", content);
+    }
+
+    /** A non-streamed answer, checked for the OpenAI shape; returns its text. */
+    static String answer(List<?> messages, int maxTokens) throws Exception {
+        Http.Reply reply = Http.chat(base, request(messages, maxTokens, false));
+        assertEquals(200, reply.status(), reply.body());
+        JsonNode body = reply.json();
+        assertEquals("chat.completion", body.get("object").asText());
+        JsonNode choice = body.get("choices").get(0);
+        assertEquals("assistant", choice.get("message").get("role").asText());
+        assertTrue(List.of("stop", "length").contains(choice.get("finish_reason").asText()), reply.body());
+        JsonNode usage = body.get("usage");
+        assertTrue(usage.get("prompt_tokens").asInt() > 0 && usage.get("completion_tokens").asInt() <= maxTokens);
+        assertEquals(usage.get("prompt_tokens").asInt() + usage.get("completion_tokens").asInt(),
+                usage.get("total_tokens").asInt());
+        return choice.get("message").get("content").asText();
+    }
+
+    @Test
+    void modelsListTheCheckpointAndWhatItReads() throws Exception {
+        JsonNode models = Http.get(base, "/v1/models").json();
+        JsonNode entry = models.get("data").get(0);
+        assertEquals(server.modelId(), entry.get("id").asText());
+        assertEquals("[\"text\",\"image\",\"video\",\"audio\"]", entry.get("modalities").toString());
+        assertEquals("{\"status\":\"ok\"}", Http.get(base, "/health").body());
+    }
+
+    @Test
+    void everyPartKindAndTheirCombinationsAreAnswered() throws Exception {
+        Path png = media("image-qa", "image"), wav = media("asr", "audio"), clip = media("video-qa", "video");
+        answer(List.of(user(List.of(image(png), text("What colour is the shape?")))), 3);
+        answer(List.of(user(List.of(video(clip), text("Which way does the shape move?")))), 3);
+        answer(List.of(user(List.of(audio(wav), text("Please faithfully recognize the speech.")))), 3);
+        Path spokenImage = media("spoken-image-qa", "image"), spoken = media("spoken-image-qa", "audio");
+        answer(List.of(user(List.of(image(spokenImage), audio(spoken)))), 3);            // the speech is the question
+        answer(List.of(user(List.of(image(png), text("What colour is the shape?"))),       // history with its media
+                Map.of("role", "assistant", "content", "red"), user("And its shape?")), 3);
+    }
+
+    @Test
+    void aStreamCarriesTheSameAnswerAsOneBodyAndEndsWithUsageAndDone() throws Exception {
+        List<?> messages = List.of(user(List.of(image(media("image-qa", "image")), text("What colour is the shape?"))));
+        String whole = answer(messages, 6);
+        Http.Reply reply = Http.chat(base, request(messages, 6, true));
+        assertEquals(200, reply.status(), reply.body());
+        assertTrue(reply.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+        List<String> events = reply.events();
+        assertEquals("[DONE]", events.get(events.size() - 1));
+        JsonNode first = Http.JSON.readTree(events.get(0));
+        assertEquals("assistant", first.at("/choices/0/delta/role").asText());
+        StringBuilder text = new StringBuilder();
+        String finish = null;
+        JsonNode usage = null;
+        for (String e : events.subList(0, events.size() - 1)) {
+            JsonNode chunk = Http.JSON.readTree(e);
+            assertEquals("chat.completion.chunk", chunk.get("object").asText());
+            if (chunk.has("usage")) {
+                usage = chunk.get("usage");
+                assertEquals(0, chunk.get("choices").size());
+                continue;
+            }
+            text.append(chunk.at("/choices/0/delta/content").asText(""));
+            if (!chunk.at("/choices/0/finish_reason").isNull()) finish = chunk.at("/choices/0/finish_reason").asText();
+        }
+        assertEquals(whole, text.toString(), "greedy: the stream and the body agree");
+        assertTrue(finish != null && usage != null, reply.body());
+        assertTrue(usage.get("completion_tokens").asInt() <= 6);
+    }
+
+    @Test
+    void concurrentRequestsAreBatchedAndEachKeepsItsOwnBudget() throws Exception {
+        List<?> messages = List.of(user(List.of(audio(media("asr", "audio")), text("Please faithfully recognize the speech."))));
+        long batchesBefore = metric("xllm_batches_total"), requestsBefore = metric("xllm_batched_requests_total");
+        List<CompletableFuture<Http.Reply>> replies = new ArrayList<>();
+        for (int budget = 1; budget <= 8; budget++) {
+            Map<String, Object> body = request(messages, budget, false);
+            replies.add(CompletableFuture.supplyAsync(() -> {
+                try {
+                    return Http.chat(base, body);
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }));
+        }
+        for (int i = 0; i < replies.size(); i++) {
+            Http.Reply reply = replies.get(i).join();
+            assertEquals(200, reply.status(), reply.body());
+            assertTrue(reply.json().at("/usage/completion_tokens").asInt() <= i + 1, reply.body());
+        }
+        long batches = metric("xllm_batches_total") - batchesBefore;
+        assertEquals(8, metric("xllm_batched_requests_total") - requestsBefore);
+        assertTrue(batches < 8, "8 concurrent requests ran in " + batches + " batches (at most 4 per batch)");
+    }
+
+    /** One sample of the Prometheus text. */
+    static long metric(String name) throws Exception {
+        for (String line : Http.get(base, "/metrics").body().split("\n")) {
+            if (line.startsWith(name + " ")) return (long) Double.parseDouble(line.substring(name.length() + 1));
+        }
+        throw new AssertionError("no metric " + name);
+    }
+
+    @Test
+    void aTextModelRefusesMediaAndAnXLlmRefusesASystemMessage() throws Exception {
+        Http.Reply reply = Http.chat(base, request(List.of(Map.of("role", "system", "content", "Be brief."),
+                user("Hi")), 2, false));
+        assertEquals(400, reply.status());
+        assertTrue(reply.json().at("/error/message").asText().contains("system message"), reply.body());
+        assertEquals("messages[0]", reply.json().at("/error/param").asText());
+        assertFalse(reply.body().isEmpty());
+    }
+}
