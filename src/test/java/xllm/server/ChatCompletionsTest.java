@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import xllm.serve.TinyJointModel;
 
 import java.net.URI;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,11 +26,9 @@ class ChatCompletionsTest {
 
     static XllmServer server;
     static URI base;
-    static Path data;
 
     @BeforeAll
     static void start() throws Exception {
-        data = TinyJointModel.data();
         server = XllmServer.start(TinyJointModel.checkpoint().toString(), ServerOptions.local());
         base = server.uri();
     }
@@ -41,13 +38,8 @@ class ChatCompletionsTest {
         if (server != null) server.close();
     }
 
-    /** A media file of the first eval sample of {@code task}. */
     static Path media(String task, String field) throws Exception {
-        for (String line : Files.readAllLines(data.resolve("eval.jsonl"))) {
-            JsonNode node = Http.JSON.readTree(line);
-            if (node.path("task").asText().equals(task)) return data.resolve(node.get(field).asText());
-        }
-        throw new AssertionError("no " + task + " sample");
+        return ChatCompletionsMedia.file(task, field);
     }
 
     static Map<String, Object> text(String t) {
