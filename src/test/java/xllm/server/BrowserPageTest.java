@@ -23,7 +23,7 @@ class BrowserPageTest {
             Path shot = Path.of("target", "browser-test", "chat.png").toAbsolutePath();
             Files.createDirectories(shot.getParent());
             Files.deleteIfExists(shot);
-            NodeClients.Result result = NodeClients.run("browser-test.mjs", List.of("--base-url", server.uri().toString(),
+            ClientScripts.Result result = ClientScripts.node("browser-test.mjs", List.of("--base-url", server.uri().toString(),
                     "--image", ChatCompletionsMedia.file("image-qa", "image").toString(),
                     "--wav", ChatCompletionsMedia.file("asr", "audio").toString(), "--screenshot", shot.toString()));
             assertEquals(0, result.exitCode(), result.output());
