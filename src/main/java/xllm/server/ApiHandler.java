@@ -198,9 +198,8 @@ final class ApiHandler extends Handler.Abstract {
                     + "here; GET /v1/models lists '" + model.id() + "'");
         }
         if (options.logRequests()) outcome.text = chat.messages().get(chat.messages().size() - 1).text();
-        scheduler.admit();
         Scheduler.Job job = null;
-        try {
+        try (Scheduler.Place place = scheduler.admit()) {
             ServedModel.Prompt prompt = model.prepare(chat, fetcher, options.limits(), encoder);
             Sampler.Options sampling = chat.temperature() == 0f ? new Sampler.Options(0f, 0, 1f, 1f, chat.seed())
                     : new Sampler.Options(chat.temperature(), 0, chat.topP(), 1f, chat.seed());
@@ -208,11 +207,10 @@ final class ApiHandler extends Handler.Abstract {
             Scheduler.Job submitted = job;
             request.addFailureListener(failure -> submitted.cancel()); // the connection broke
             long deadline = start + options.timeout().toNanos();
-            if (chat.stream()) stream(chat, job, response, callback, start, deadline, outcome);
-            else whole(job, response, callback, start, deadline, outcome);
+            if (chat.stream()) stream(chat, job, place, response, callback, start, deadline, outcome);
+            else whole(job, place, response, callback, start, deadline, outcome);
         } finally {
             if (job != null) job.cancel();  // ends nothing that finished; stops what the client or clock gave up on
-            scheduler.release();
         }
     }
 
@@ -234,8 +232,8 @@ final class ApiHandler extends Handler.Abstract {
     }
 
     /** Waits for the whole answer, then sends one chat.completion. */
-    private void whole(Scheduler.Job job, Response response, Callback callback, long start, long deadline,
-                       Outcome outcome) throws Exception {
+    private void whole(Scheduler.Job job, Scheduler.Place place, Response response, Callback callback, long start,
+                       long deadline, Outcome outcome) throws Exception {
         while (true) {
             Scheduler.Event event = next(job, deadline);
             if (event == null) throw timeout();
@@ -252,6 +250,7 @@ final class ApiHandler extends Handler.Abstract {
                 choice.putObject("message").put("role", "assistant").put("content", c.text());
                 choice.put("finish_reason", finishReason(c));
                 body.set("usage", usage(c));
+                place.close();
                 send(response, callback, 200, "application/json", json.writeValueAsString(body));
                 return;
             }
@@ -259,8 +258,8 @@ final class ApiHandler extends Handler.Abstract {
     }
 
     /** Sends the answer as server-sent events while it is generated. */
-    private void stream(ChatRequest chat, Scheduler.Job job, Response response, Callback callback, long start,
-                        long deadline, Outcome outcome) throws Exception {
+    private void stream(ChatRequest chat, Scheduler.Job job, Scheduler.Place place, Response response,
+                        Callback callback, long start, long deadline, Outcome outcome) throws Exception {
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
@@ -310,6 +309,7 @@ final class ApiHandler extends Handler.Abstract {
                     break;
                 }
             }
+            place.close();
             write(out, "data: [DONE]\n\n");
             out.close();
             callback.succeeded();

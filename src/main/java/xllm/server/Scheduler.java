@@ -8,6 +8,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Admission and the decode loop. At most {@code maxBatch + queue} requests are in the server at once (a permit is
@@ -70,18 +71,28 @@ final class Scheduler implements AutoCloseable {
         loop.start();
     }
 
-    /** Takes a place for a request, or refuses it with 429 when {@code maxBatch + queue} are already in. */
-    void admit() throws ApiException {
+    /**
+     * Takes a place for a request, or refuses it with 429 when {@code maxBatch + queue} are already in. The place is
+     * given back once, by whichever comes first: the handler just before it completes the response (so that a client
+     * which has read the whole answer never finds its own place still taken), or the handler's end.
+     */
+    Place admit() throws ApiException {
         if (!permits.tryAcquire()) {
             metrics.rejected.incrementAndGet();
             throw new ApiException(429, "queue_full", null, "the server is busy: " + bound + " requests are being "
                     + "served or waiting; retry later");
         }
+        return new Place();
     }
 
-    /** Gives back an admitted request's place (after it ended, or failed before it was submitted). */
-    void release() {
-        permits.release();
+    /** An admitted request's place; {@link #close} gives it back, once. */
+    final class Place implements AutoCloseable {
+        private final AtomicBoolean held = new AtomicBoolean(true);
+
+        @Override
+        public void close() {
+            if (held.getAndSet(false)) permits.release();
+        }
     }
 
     /** Queues an admitted request for the decode loop. */

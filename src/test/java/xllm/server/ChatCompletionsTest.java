@@ -11,7 +11,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -137,26 +140,38 @@ class ChatCompletionsTest {
     @Test
     void concurrentRequestsAreBatchedAndEachKeepsItsOwnBudget() throws Exception {
         List<?> messages = List.of(user(List.of(audio(media("asr", "audio")), text("Please faithfully recognize the speech."))));
-        long batchesBefore = metric("xllm_batches_total"), requestsBefore = metric("xllm_batched_requests_total");
-        List<CompletableFuture<Http.Reply>> replies = new ArrayList<>();
-        for (int budget = 1; budget <= 8; budget++) {
-            Map<String, Object> body = request(messages, budget, false);
-            replies.add(CompletableFuture.supplyAsync(() -> {
-                try {
+        ExecutorService clients = Executors.newFixedThreadPool(9);
+        try {
+            // a long answer keeps the decode loop busy while the eight arrive together, so they wait and are batched
+            Future<Http.Reply> longAnswer = clients.submit(() -> Http.chat(base, request(List.of(user("Count on.")), 200,
+                    false)));
+            long until = System.nanoTime() + 60_000_000_000L;
+            while (metric("xllm_running_requests") < 1 && !longAnswer.isDone() && System.nanoTime() < until) {
+                Thread.sleep(5);
+            }
+            long batchesBefore = metric("xllm_batches_total"), requestsBefore = metric("xllm_batched_requests_total");
+            CountDownLatch go = new CountDownLatch(1);
+            List<Future<Http.Reply>> replies = new ArrayList<>();
+            for (int budget = 1; budget <= 8; budget++) {
+                Map<String, Object> body = request(messages, budget, false);
+                replies.add(clients.submit(() -> {
+                    go.await();
                     return Http.chat(base, body);
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
-            }));
+                }));
+            }
+            go.countDown();
+            for (int i = 0; i < replies.size(); i++) {
+                Http.Reply reply = replies.get(i).get();
+                assertEquals(200, reply.status(), reply.body());
+                assertTrue(reply.json().at("/usage/completion_tokens").asInt() <= i + 1, reply.body());
+            }
+            assertEquals(200, longAnswer.get().status());
+            long batches = metric("xllm_batches_total") - batchesBefore;
+            assertEquals(8, metric("xllm_batched_requests_total") - requestsBefore);
+            assertTrue(batches < 8, "8 concurrent requests ran in " + batches + " batches (at most 4 per batch)");
+        } finally {
+            clients.shutdownNow();
         }
-        for (int i = 0; i < replies.size(); i++) {
-            Http.Reply reply = replies.get(i).join();
-            assertEquals(200, reply.status(), reply.body());
-            assertTrue(reply.json().at("/usage/completion_tokens").asInt() <= i + 1, reply.body());
-        }
-        long batches = metric("xllm_batches_total") - batchesBefore;
-        assertEquals(8, metric("xllm_batched_requests_total") - requestsBefore);
-        assertTrue(batches < 8, "8 concurrent requests ran in " + batches + " batches (at most 4 per batch)");
     }
 
     /** One sample of the Prometheus text. */
