@@ -7,6 +7,7 @@ import picocli.CommandLine.Option;
 import xllm.eval.BenchmarkReport;
 import xllm.eval.CifBenchmark;
 import xllm.eval.LlmBenchmark;
+import xllm.eval.ServeBenchmark;
 import xllm.eval.TrainBenchmark;
 import xllm.eval.VisionBenchmark;
 import xllm.hub.ModelStore;
@@ -19,7 +20,7 @@ import java.util.concurrent.Callable;
         description = "Benchmarks that print a table and, with --json, write DESIGN.md §8's JSON. Peers run in the same "
                 + "invocation (needs the reference venv: tools/reference/setup.sh).",
         subcommands = {BenchCommand.Llm.class, BenchCommand.Train.class, BenchCommand.Vision.class,
-                BenchCommand.CifIntegrate.class})
+                BenchCommand.CifIntegrate.class, BenchCommand.Serve.class})
 public final class BenchCommand implements Runnable {
 
     /** xllm and its peer both use every core. */
@@ -135,6 +136,47 @@ public final class BenchCommand implements Runnable {
         public Integer call() throws Exception {
             return output.run(manager -> CifBenchmark.run(new CifBenchmark.Config(batch, frames, width, maxAlpha, warmup,
                     repeats, THREADS, !output.noPeer), manager));
+        }
+    }
+
+    @Command(name = "serve", mixinStandardHelpOptions = true,
+            description = {"The HTTP server under concurrent streaming clients, each server in its own process: C clients "
+                    + "start together and each asks R streamed questions (greedy, --max-tokens), a 429 retried after "
+                    + "its Retry-After. Text on xllm serving --llm, then on llama.cpp's server (llama-cpp-python, "
+                    + "tools/reference/setup.sh) on the same GGUF with the same threads; then, given --model, image + "
+                    + "spoken question on that X-LLM checkpoint: one client alone, then C at once, every request with "
+                    + "its own variant of the media so the encoders always run. Reports time to first token p50/p95, "
+                    + "aggregate tokens/s, errors, 429s (the first wave against the bound C - (max-batch + queue)), "
+                    + "peak RSS of each server, and how soon a client's disconnect cancels its generation.",
+                    "Run it on an idle machine: the clients and the servers share its cores."})
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--llm", defaultValue = ModelOption.DEFAULT_MODEL,
+                description = "Text LLM (GGUF name or path) for the text phase (default ${DEFAULT-VALUE}).")
+        String llm;
+        @Option(names = {"-m", "--model"}, description = "X-LLM checkpoint for the image + speech phase "
+                + "(default: none, the phase is skipped).")
+        String model;
+        @Option(names = "--image", description = "Image of the image + speech phase (PNG or JPEG).") Path image;
+        @Option(names = "--audio", description = "Spoken question of the image + speech phase (16 kHz WAV).") Path audio;
+        @Option(names = "--clients", defaultValue = "32") int clients;
+        @Option(names = "--requests", defaultValue = "2", description = "Questions per client (default ${DEFAULT-VALUE}).")
+        int requests;
+        @Option(names = "--max-tokens", defaultValue = "32") int maxTokens;
+        @Option(names = "--max-batch", defaultValue = "4") int maxBatch;
+        @Option(names = "--queue", defaultValue = "16") int queue;
+        @Option(names = "--logs", defaultValue = "target/bench-serve", description = "Server logs (default ${DEFAULT-VALUE}).")
+        Path logs;
+        @Mixin ReportOptions output;
+
+        @Override
+        public Integer call() throws Exception {
+            if (model != null && (image == null || audio == null)) {
+                throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                        "--model needs --image and --audio (the image and the spoken question)");
+            }
+            Path gguf = ModelStore.defaultStore().resolve(llm);
+            return output.run(manager -> ServeBenchmark.run(new ServeBenchmark.Config(llm, gguf, model, image, audio,
+                    clients, requests, maxTokens, maxBatch, queue, THREADS, !output.noPeer, logs)));
         }
     }
 }
