@@ -93,21 +93,32 @@ public final class Generator {
 
     /** As {@link #generate(List, Options, StreamListener)}, with each row's own options (a server's batch). */
     public List<Completion> generate(List<long[]> prompts, List<Options> options, StreamListener listener) {
+        try (NDManager request = model.manager().newSubManager()) {
+            Prompts embedded = embed(prompts, request);
+            return generateFromEmbeddings(embedded.embeddings(), embedded.valid(), prompts, options, listener);
+        }
+    }
+
+    /**
+     * Prompts ready to prefill: embeddings (B, T, D), left-padded where {@code valid} is false, and each row's text
+     * token ids (the repetition penalty's history; modality positions carry none).
+     */
+    public record Prompts(NDArray embeddings, boolean[][] valid, List<long[]> textIds) {}
+
+    /** Token-id prompts (any lengths) left-padded into one batch and embedded, in {@code scope}. */
+    public Prompts embed(List<long[]> prompts, NDManager scope) {
         int batch = prompts.size();
         int longest = prompts.stream().mapToInt(p -> p.length).max().orElse(0);
         requireRoomForReply(longest);
-        try (NDManager request = model.manager().newSubManager()) {
-            long[] padded = new long[batch * longest];
-            boolean[][] valid = new boolean[batch][longest];
-            for (int b = 0; b < batch; b++) {
-                long[] p = prompts.get(b);
-                int offset = longest - p.length;
-                System.arraycopy(p, 0, padded, b * longest + offset, p.length);
-                for (int t = offset; t < longest; t++) valid[b][t] = true;
-            }
-            NDArray ids = request.create(padded, new Shape(batch, longest));
-            return generateFromEmbeddings(model.embed(ids), valid, prompts, options, listener);
+        long[] padded = new long[batch * longest];
+        boolean[][] valid = new boolean[batch][longest];
+        for (int b = 0; b < batch; b++) {
+            long[] p = prompts.get(b);
+            int offset = longest - p.length;
+            System.arraycopy(p, 0, padded, b * longest + offset, p.length);
+            for (int t = offset; t < longest; t++) valid[b][t] = true;
         }
+        return new Prompts(model.embed(scope.create(padded, new Shape(batch, longest))), valid, prompts);
     }
 
     /**
@@ -120,75 +131,195 @@ public final class Generator {
                 Collections.nCopies((int) promptEmbeddings.getShape().get(0), options), listener);
     }
 
-    /** As above, with each row's own options: its budget, sampler, stop strings and cancellation. */
+    /**
+     * As above, with each row's own options: its budget, sampler, stop strings and cancellation. The rows run as one
+     * {@link Session}: each leaves the batch as soon as it ends.
+     */
     public List<Completion> generateFromEmbeddings(NDArray promptEmbeddings, boolean[][] valid, List<long[]> promptIds,
                                                    List<Options> options, StreamListener listener) {
-        Shape shape = promptEmbeddings.getShape();
-        int batch = (int) shape.get(0), promptLength = (int) shape.get(1);
+        int batch = (int) promptEmbeddings.getShape().get(0);
         if (options.size() != batch) throw new IllegalArgumentException(options.size() + " options for " + batch + " rows");
-        requireRoomForReply(promptLength);
-        // Each row's budget is the caller's number (--max-tokens may be 2³¹−1): generation stops where the context
-        // ends, and the cache starts at what a typical reply needs and grows from there.
-        int room = model.config().maxPositions() - promptLength;
-        int budget = 0;
-        for (Options o : options) budget = Math.max(budget, (int) Math.min(o.maxNewTokens(), room));
-        int capacity = promptLength + Math.min(budget, INITIAL_REPLY_POSITIONS);
-        long[][] positions = new long[batch][promptLength];
-        int[] lengths = new int[batch];
-        for (int b = 0; b < batch; b++) {
-            int p = 0;
-            for (int t = 0; t < promptLength; t++) {
-                positions[b][t] = valid[b][t] ? p++ : 0;
+        List<Integer> keys = new ArrayList<>();
+        for (int b = 0; b < batch; b++) keys.add(b);
+        Completion[] out = new Completion[batch];
+        try (Session<Integer> session = session()) {
+            session.add(new Prompts(promptEmbeddings, valid, promptIds), keys, options,
+                    Collections.nCopies(batch, listener));
+            while (session.size() > 0) {
+                for (Ended<Integer> ended : session.step()) out[ended.key()] = ended.completion();
             }
+        }
+        return List.of(out);
+    }
+
+    /** Fills each row's RoPE positions (0, 1, … over its valid tokens; 0 on padding); returns its token count. */
+    private static int[] positions(boolean[][] valid, long[][] positions) {
+        int[] lengths = new int[valid.length];
+        for (int b = 0; b < valid.length; b++) {
+            int p = 0;
+            for (int t = 0; t < valid[b].length; t++) positions[b][t] = valid[b][t] ? p++ : 0;
             lengths[b] = p;
         }
-        Row[] rows = new Row[batch];
-        for (int b = 0; b < batch; b++) {
-            long[] ids = promptIds == null ? new long[0] : promptIds.get(b);
-            rows[b] = new Row(b, ids, (int) Math.min(options.get(b).maxNewTokens(), room), options.get(b), listener);
+        return lengths;
+    }
+
+    /** A running batch whose rows join and leave between decode steps (continuous batching). */
+    public <K> Session<K> session() {
+        return new Session<>();
+    }
+
+    /** A row of a {@link Session} that ended, with its caller's key. */
+    public record Ended<K>(K key, Completion completion) {}
+
+    /**
+     * Continuous batching: one KV cache for the rows running now. New prompts are prefilled as a group and join it
+     * (their history left-padded to the running one's); every {@link #step} samples each row's next token, lets the
+     * rows that ended leave (their cache rows dropped, and the leading slots no live row uses trimmed) and runs the
+     * rest one position. A new request therefore waits for one prefill, not for a running batch to finish, and a
+     * short answer never pays for a long one's steps. Not thread-safe: one decode thread owns it.
+     */
+    public final class Session<K> implements AutoCloseable {
+
+        private final NDManager manager = model.manager().newSubManager();
+        private KvCache cache;
+        private List<Live<K>> live = new ArrayList<>();
+
+        private static final class Live<K> {
+            final K key;
+            final Row row;
+            final int promptTokens;
+            final FinishReason outOfTokens;
+            float[] logits;   // of its last position: the next token is sampled from them
+            long position;    // RoPE position of its next token
+
+            Live(K key, Row row, int promptTokens, FinishReason outOfTokens, float[] logits) {
+                this.key = key;
+                this.row = row;
+                this.promptTokens = promptTokens;
+                this.outOfTokens = outOfTokens;
+                this.logits = logits;
+                this.position = promptTokens;
+            }
         }
-        try (NDManager request = model.manager().newSubManager();
-             KvCache cache = model.newCache(request, batch, capacity)) {
+
+        public int size() {
+            return live.size();
+        }
+
+        /**
+         * Whether prompts padded to {@code promptLength} can join now without taking context any row needs: the
+         * joined history plus each row's remaining budget (newcomers: as much as they would have alone) must fit.
+         */
+        public boolean fits(int promptLength, List<Options> options) {
+            int context = model.config().maxPositions();
+            if (promptLength >= context) return live.isEmpty(); // add() refuses it with the reason
+            int joined = cache == null ? promptLength : Math.max(cache.length(), promptLength);
+            for (Live<K> r : live) {
+                if ((long) joined + r.row.budget - r.row.generated.size() > context) return false;
+            }
+            for (Options o : options) {
+                if ((long) joined + Math.min(o.maxNewTokens(), context - promptLength) > context) return false;
+            }
+            return true;
+        }
+
+        /**
+         * Prefills {@code prompts} and adds them as rows; their first tokens come with the next {@link #step}. Each
+         * row streams to its own listener (called with its index in this call). A failure leaves the session as it
+         * was.
+         */
+        public void add(Prompts prompts, List<K> keys, List<Options> options, List<StreamListener> listeners) {
+            Shape shape = prompts.embeddings().getShape();
+            int batch = (int) shape.get(0), promptLength = (int) shape.get(1);
+            if (keys.size() != batch || options.size() != batch || listeners.size() != batch) {
+                throw new IllegalArgumentException(batch + " prompts need as many keys, options and listeners");
+            }
+            requireRoomForReply(promptLength);
+            int context = model.config().maxPositions();
+            int joined = cache == null ? promptLength : Math.max(cache.length(), promptLength);
+            int budget = 0;
+            for (Options o : options) budget = Math.max(budget, (int) Math.min(o.maxNewTokens(), context - joined));
+            long[][] positions = new long[batch][promptLength];
+            int[] lengths = positions(prompts.valid(), positions);
+            KvCache fresh = model.newCache(manager, batch, promptLength + Math.max(1, Math.min(budget,
+                    INITIAL_REPLY_POSITIONS)));
             float[][] logits;
-            try (NDManager step = request.newSubManager()) {
-                NDArray embeddings = promptEmbeddings.duplicate();
+            try (NDManager step = manager.newSubManager()) {
+                NDArray embeddings = prompts.embeddings().duplicate();
                 embeddings.attach(step);
-                logits = lastLogits(model.prefill(embeddings, positions, valid, cache));
+                logits = lastLogits(model.prefill(embeddings, positions, prompts.valid(), fresh));
+            } catch (RuntimeException e) {
+                fresh.close();
+                throw e;
             }
-            for (int produced = 0; produced < budget; produced++) {
-                long[] next = new long[batch];
-                boolean anyActive = false;
-                for (Row row : rows) {
-                    if (!row.done()) {
-                        if (row.options.cancelled().getAsBoolean()) {
-                            row.cancelled = true;
-                        } else {
-                            row.accept(row.sampler.next(logits[row.index], row.seen, row.seenCount));
-                        }
-                        anyActive |= !row.done();
-                    }
-                    next[row.index] = row.lastToken();
-                }
-                if (!anyActive || produced == budget - 1) break;
-                long[][] nextPositions = new long[batch][1];
-                boolean[][] nextValid = new boolean[batch][1];
-                for (int b = 0; b < batch; b++) {
-                    nextPositions[b][0] = lengths[b] + produced;
-                    nextValid[b][0] = true;
-                }
-                try (NDManager step = request.newSubManager()) {
-                    NDArray ids = step.create(next, new Shape(batch, 1));
-                    NDArray hidden = model.hiddenStates(model.embed(ids), nextPositions, nextValid, cache);
-                    logits = lastLogits(hidden);
-                }
+            if (cache == null) cache = fresh;
+            else cache.absorb(fresh);
+            int room = context - joined;
+            for (int b = 0; b < batch; b++) {
+                Options o = options.get(b);
+                long[] ids = prompts.textIds() == null ? new long[0] : prompts.textIds().get(b);
+                Row row = new Row(b, ids, (int) Math.min(o.maxNewTokens(), room), o, listeners.get(b));
+                live.add(new Live<>(keys.get(b), row, lengths[b], room < o.maxNewTokens() ? FinishReason.CONTEXT
+                        : FinishReason.LENGTH, logits[b]));
             }
         }
-        List<Completion> out = new ArrayList<>();
-        for (int b = 0; b < batch; b++) {
-            FinishReason outOfTokens = room < options.get(b).maxNewTokens() ? FinishReason.CONTEXT : FinishReason.LENGTH;
-            out.add(rows[b].finish(lengths[b], outOfTokens));
+
+        /** Every row takes its next token; the rows that end leave (returned); the others advance one position. */
+        public List<Ended<K>> step() {
+            List<Ended<K>> ended = new ArrayList<>();
+            List<Live<K>> going = new ArrayList<>();
+            List<Integer> kept = new ArrayList<>();
+            for (int i = 0; i < live.size(); i++) {
+                Live<K> r = live.get(i);
+                if (!r.row.done()) {
+                    if (r.row.options.cancelled().getAsBoolean()) r.row.cancelled = true;
+                    else r.row.accept(r.row.sampler.next(r.logits, r.row.seen, r.row.seenCount));
+                }
+                if (r.row.done()) {
+                    ended.add(new Ended<>(r.key, r.row.finish(r.promptTokens, r.outOfTokens)));
+                } else {
+                    going.add(r);
+                    kept.add(i);
+                }
+            }
+            if (going.isEmpty()) {
+                abandon();
+                return ended;
+            }
+            if (going.size() < live.size()) cache.keep(kept.stream().mapToInt(Integer::intValue).toArray());
+            live = going;
+            int batch = live.size();
+            long[] next = new long[batch];
+            long[][] positions = new long[batch][1];
+            boolean[][] valid = new boolean[batch][1];
+            for (int b = 0; b < batch; b++) {
+                Live<K> r = live.get(b);
+                next[b] = r.row.lastToken();
+                positions[b][0] = r.position++;
+                valid[b][0] = true;
+            }
+            try (NDManager step = manager.newSubManager()) {
+                NDArray ids = step.create(next, new Shape(batch, 1));
+                float[][] logits = lastLogits(model.hiddenStates(model.embed(ids), positions, valid, cache));
+                for (int b = 0; b < batch; b++) live.get(b).logits = logits[b];
+            }
+            return ended;
         }
-        return out;
+
+        /** Drops every row (after a failed step, say) and returns their keys. */
+        public List<K> abandon() {
+            List<K> keys = live.stream().map(r -> r.key).toList();
+            live = new ArrayList<>();
+            if (cache != null) cache.close();
+            cache = null;
+            return keys;
+        }
+
+        @Override
+        public void close() {
+            abandon();
+            manager.close();
+        }
     }
 
     /** Positions the KV cache holds for new tokens at first; it grows (doubling) when a reply runs longer. */

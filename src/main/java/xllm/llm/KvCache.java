@@ -1,6 +1,8 @@
 package xllm.llm;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
@@ -20,7 +22,7 @@ public final class KvCache implements AutoCloseable {
     private final NDManager manager;
     private final NDArray[] keys;    // per layer (B, KV, capacity, hd)
     private final NDArray[] values;  // per layer (B, KV, capacity, hd)
-    private final boolean[][] valid; // (B, capacity): slot holds a real token (rows re-allocated on growth)
+    private boolean[][] valid;       // (B, capacity): slot holds a real token (re-allocated on growth and joins)
     private int capacity;
     private final int context;       // the model's context: the most positions the cache may grow to
     private int length;
@@ -108,6 +110,107 @@ public final class KvCache implements AutoCloseable {
 
     void advance(int count) {
         length += count;
+    }
+
+    /**
+     * Continuous batching: adds {@code other}'s rows after this cache's rows and closes {@code other}. The shorter
+     * history is left-padded (invalid slots) so that both share one write position; keys keep their RoPE rotation,
+     * so moving them along the slot axis changes nothing the attention sees.
+     */
+    void absorb(KvCache other) {
+        if (other.keys.length != keys.length) throw new IllegalArgumentException("caches of different models");
+        int newLength = Math.max(length, other.length);
+        int newCapacity = Math.max(newLength, Math.max(capacity, other.capacity));
+        if (newCapacity > context) throw new IllegalStateException("joined history of " + newLength + " positions "
+                + "exceeds the model's context of " + context);
+        for (int l = 0; l < keys.length; l++) {
+            keys[l] = stacked(keys[l], length, other.keys[l], other.length, newLength, newCapacity);
+            values[l] = stacked(values[l], length, other.values[l], other.length, newLength, newCapacity);
+        }
+        boolean[][] joined = new boolean[valid.length + other.valid.length][newCapacity];
+        for (int b = 0; b < valid.length; b++) {
+            System.arraycopy(valid[b], 0, joined[b], newLength - length, length);
+        }
+        for (int b = 0; b < other.valid.length; b++) {
+            System.arraycopy(other.valid[b], 0, joined[valid.length + b], newLength - other.length, other.length);
+        }
+        valid = joined;
+        length = newLength;
+        capacity = newCapacity;
+        other.close();
+    }
+
+    /** [a's rows; b's rows], each history right-aligned at {@code newLength}, zeros up to {@code newCapacity}. */
+    private NDArray stacked(NDArray a, int aLength, NDArray b, int bLength, int newLength, int newCapacity) {
+        try (NDManager temp = manager.newSubManager()) {
+            NDArray result = NDArrays.concat(new NDList(aligned(a, aLength, newLength, newCapacity, temp),
+                    aligned(b, bLength, newLength, newCapacity, temp)), 0);
+            result.attach(manager);
+            a.close();
+            return result;
+        }
+    }
+
+    /** A buffer's first {@code length} slots moved to end at {@code newLength}, in a new (B, KV, newCapacity, hd). */
+    private static NDArray aligned(NDArray buffer, int length, int newLength, int newCapacity, NDManager temp) {
+        Shape s = buffer.getShape();
+        NDList parts = new NDList();
+        if (newLength > length) {
+            parts.add(temp.zeros(new Shape(s.get(0), s.get(1), newLength - length, s.get(3)), buffer.getDataType()));
+        }
+        if (length > 0) {
+            NDArray history = buffer.get(new NDIndex(":, :, :{}", length));
+            history.attach(temp);
+            parts.add(history);
+        }
+        if (newCapacity > newLength) {
+            parts.add(temp.zeros(new Shape(s.get(0), s.get(1), newCapacity - newLength, s.get(3)), buffer.getDataType()));
+        }
+        NDArray out = parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 2);
+        out.attach(temp);
+        return out;
+    }
+
+    /**
+     * Continuous batching: keeps only {@code rows} (in that order) and drops the leading slots no kept row uses, so
+     * that the history stays as short as the longest live row rather than growing with every row that ever ran.
+     */
+    void keep(int[] rows) {
+        if (rows.length == 0) throw new IllegalArgumentException("keep at least one row (close an empty cache)");
+        int first = length;
+        for (int r : rows) {
+            for (int t = 0; t < length; t++) {
+                if (valid[r][t]) {
+                    first = Math.min(first, t);
+                    break;
+                }
+            }
+        }
+        int newCapacity = capacity - first;
+        for (int l = 0; l < keys.length; l++) {
+            keys[l] = selected(keys[l], rows, first);
+            values[l] = selected(values[l], rows, first);
+        }
+        boolean[][] kept = new boolean[rows.length][];
+        for (int i = 0; i < rows.length; i++) kept[i] = java.util.Arrays.copyOfRange(valid[rows[i]], first, capacity);
+        valid = kept;
+        length -= first;
+        capacity = newCapacity;
+    }
+
+    private NDArray selected(NDArray buffer, int[] rows, int first) {
+        try (NDManager temp = manager.newSubManager()) {
+            NDList parts = new NDList();
+            for (int r : rows) {
+                NDArray row = buffer.get(new NDIndex("{}:{}, :, {}:", r, r + 1, first));
+                row.attach(temp);
+                parts.add(row);
+            }
+            NDArray result = parts.size() == 1 ? parts.get(0).duplicate() : NDArrays.concat(parts, 0);
+            result.attach(manager);
+            buffer.close();
+            return result;
+        }
     }
 
     /** Forgets everything (the buffers stay allocated). */

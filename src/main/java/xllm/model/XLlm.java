@@ -332,10 +332,16 @@ public final class XLlm implements AutoCloseable {
     public List<Generator.Completion> generate(List<List<Turn>> rows, List<Generator.Options> options,
                                                Generator.StreamListener listener) {
         try (NDManager scope = llm.model().manager().newSubManager()) {
-            Spliced prompt = splice(rows, false, scope);
-            return llm.generator().generateFromEmbeddings(prompt.batch().embeddings(), prompt.batch().valid(),
-                    prompt.textIds(), options, listener);
+            Generator.Prompts prompts = generationPrompts(rows, scope);
+            return llm.generator().generateFromEmbeddings(prompts.embeddings(), prompts.valid(), prompts.textIds(),
+                    options, listener);
         }
+    }
+
+    /** Steps 1–3 for generation: each row's conversation spliced and left-padded, ready for the LLM to prefill. */
+    public Generator.Prompts generationPrompts(List<List<Turn>> rows, NDManager scope) {
+        Spliced prompt = splice(rows, false, scope);
+        return new Generator.Prompts(prompt.batch().embeddings(), prompt.batch().valid(), prompt.textIds());
     }
 
     @Override

@@ -214,20 +214,40 @@ final class ApiHandler extends Handler.Abstract {
         }
     }
 
-    /** The body, refused with 413 past the limit (by Content-Length before reading, or while reading). */
+    /**
+     * How much of an oversized body is read and thrown away before the 413 goes out: a client (HTTP/1.1, no
+     * {@code Expect: 100-continue}) is still sending it, and a connection closed under it would lose the response.
+     * Beyond this the connection is closed and the client may see a reset instead.
+     */
+    private static final long DRAIN_LIMIT = 256L << 20;
+
+    /** The body, refused with 413 past the limit (by Content-Length before keeping any, or while reading). */
     private byte[] readBody(Request request) throws ApiException, IOException {
         long declared = request.getLength();
-        if (declared > options.maxBodyBytes()) {
-            throw ApiException.tooLarge(null, String.format("request body of %,d bytes exceeds the limit of %,d bytes",
-                    declared, options.maxBodyBytes()));
-        }
         try (InputStream in = Content.Source.asInputStream(request)) {
+            if (declared > options.maxBodyBytes()) {
+                drain(in, declared);
+                throw ApiException.tooLarge(null, String.format("request body of %,d bytes exceeds the limit of %,d "
+                        + "bytes", declared, options.maxBodyBytes()));
+            }
             byte[] body = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, options.maxBodyBytes() + 1));
             if (body.length > options.maxBodyBytes()) {
+                drain(in, Long.MAX_VALUE);
                 throw ApiException.tooLarge(null, String.format("request body exceeds the limit of %,d bytes",
                         options.maxBodyBytes()));
             }
             return body;
+        }
+    }
+
+    /** Reads and discards what the client still sends, up to {@link #DRAIN_LIMIT} (or its declared length). */
+    private static void drain(InputStream in, long declared) throws IOException {
+        byte[] sink = new byte[64 << 10];
+        long left = Math.min(declared, DRAIN_LIMIT);
+        while (left > 0) {
+            int n = in.read(sink, 0, (int) Math.min(sink.length, left));
+            if (n < 0) return;
+            left -= n;
         }
     }
 

@@ -44,7 +44,7 @@ final class Metrics {
     String render() {
         StringBuilder out = new StringBuilder();
         gauge(out, "xllm_queue_depth", "Requests admitted and waiting for the decode loop.", queueDepth.get());
-        gauge(out, "xllm_running_requests", "Requests in the batch being decoded.", running.get());
+        gauge(out, "xllm_running_requests", "Requests in the running batch.", running.get());
         gauge(out, "xllm_active_streams", "Open server-sent-event responses.", activeStreams.get());
         out.append("# HELP xllm_requests_total Finished HTTP requests by status code.\n# TYPE xllm_requests_total counter\n");
         synchronized (byStatus) {
@@ -57,8 +57,8 @@ final class Metrics {
         counter(out, "xllm_cancelled_total", "Generations stopped because the client went away.", cancelled.get());
         counter(out, "xllm_timeouts_total", "Requests stopped by the request timeout.", timedOut.get());
         counter(out, "xllm_rejected_total", "Requests refused with 429 because the queue was full.", rejected.get());
-        counter(out, "xllm_batches_total", "Decode batches run.", batches.get());
-        counter(out, "xllm_batched_requests_total", "Requests decoded, summed over batches.", batchedRequests.get());
+        counter(out, "xllm_batches_total", "Prefill groups that joined the running batch.", batches.get());
+        counter(out, "xllm_batched_requests_total", "Requests that joined the running batch.", batchedRequests.get());
         synchronized (this) {
             int n = (int) Math.min(ttftCount, TTFT_WINDOW);
             double[] window = Arrays.copyOf(ttft, n);

@@ -12,11 +12,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Admission and the decode loop. At most {@code maxBatch + queue} requests are in the server at once (a permit is
- * taken before any media is fetched or encoded; beyond it a request gets 429). One decode thread takes every waiting
- * request, up to {@code maxBatch}, as one batch and generates for all of them together (the decoder reads its
- * weights once per step for the whole batch); each row stops on its own end token, budget, timeout or its client's
- * disconnect. A batch that fails is retried one request at a time, so one bad request fails alone. Requests that
- * arrive while a batch runs wait for the next one.
+ * taken before any media is fetched or encoded; beyond it a request gets 429). One decode thread runs a
+ * continuously batched {@link Generator.Session}: between two decode steps, the requests that arrived (up to
+ * {@code maxBatch} rows in all) are prefilled as a group and join the running batch, and every row leaves as soon as
+ * it ends (end token, budget, timeout or its client's disconnect). The decoder reads its weights once per step for
+ * all rows. A group whose prefill fails is retried one request at a time, so one bad request fails alone.
  */
 final class Scheduler implements AutoCloseable {
 
@@ -35,7 +35,6 @@ final class Scheduler implements AutoCloseable {
         final Generator.Options options;
         final BlockingQueue<Event> events = new LinkedBlockingQueue<>();
         private volatile boolean cancelled;
-        private boolean streamed;    // the decode thread gave it text already (a failed batch cannot rerun it)
 
         Job(ServedModel.Prompt prompt, Generator.Options options) {
             this.prompt = prompt;
@@ -108,65 +107,100 @@ final class Scheduler implements AutoCloseable {
     }
 
     private void run() {
-        while (!closed) {
-            List<Job> batch = new ArrayList<>();
-            try {
-                Job first = waiting.poll(200, TimeUnit.MILLISECONDS);
-                if (first == null) continue;
-                batch.add(first);
-            } catch (InterruptedException e) {
-                return;
-            }
-            waiting.drainTo(batch, maxBatch - 1);
-            metrics.queueDepth.addAndGet(-batch.size());
-            List<Job> live = new ArrayList<>();
-            for (Job job : batch) {
-                if (job.cancelled()) {
-                    job.events.add(new Done(new Generator.Completion(new long[0], "", Generator.FinishReason.CANCELLED, 0)));
-                } else {
-                    live.add(job);
-                }
-            }
-            if (live.isEmpty()) continue;
-            metrics.running.set(live.size());
-            metrics.batches.incrementAndGet();
-            metrics.batchedRequests.addAndGet(live.size());
-            try {
-                decode(live);
-            } catch (Exception e) {
-                if (live.size() == 1) {
-                    live.get(0).events.add(new Failed(e));
-                } else {
-                    // One bad request (a prompt over the context, say) must not fail the others: those that got no
-                    // text yet run again alone.
-                    for (Job job : live) {
-                        if (job.streamed) {
-                            job.events.add(new Failed(e));
-                            continue;
-                        }
-                        try {
-                            decode(List.of(job));
-                        } catch (Exception alone) {
-                            job.events.add(new Failed(alone));
-                        }
+        List<Job> arrived = new ArrayList<>(); // taken from the queue, not yet running
+        int deferredAt = -1;                   // rows running when the next group did not fit (-1: none deferred)
+        try (Generator.Session<Job> session = model.session()) {
+            while (!closed) {
+                try {
+                    if (session.size() == 0 && arrived.isEmpty()) {
+                        Job first = waiting.poll(200, TimeUnit.MILLISECONDS);
+                        if (first == null) continue;
+                        arrived.add(first);
                     }
+                } catch (InterruptedException e) {
+                    return;
                 }
-            } catch (OutOfMemoryError e) {
-                for (Job job : live) job.events.add(new Failed(new IllegalStateException("out of memory in this batch")));
-            } finally {
-                metrics.running.set(0);
+                waiting.drainTo(arrived, Math.max(0, maxBatch - session.size() - arrived.size()));
+                for (Job job : arrived) {
+                    if (job.cancelled()) finish(job, new Done(new Generator.Completion(new long[0], "",
+                            Generator.FinishReason.CANCELLED, 0)));
+                }
+                arrived.removeIf(Job::cancelled);
+                if (deferredAt < 0 || session.size() < deferredAt) {
+                    deferredAt = join(session, arrived);
+                }
+                if (session.size() > 0) step(session);
+                metrics.running.set(session.size());
             }
+        } finally {
+            metrics.running.set(0);
         }
     }
 
-    private void decode(List<Job> jobs) {
-        List<Generator.Completion> done = model.generate(jobs.stream().map(j -> j.prompt).toList(),
-                jobs.stream().map(j -> j.options).toList(), (row, delta) -> {
-                    Job job = jobs.get(row);
-                    job.streamed = true;
-                    job.events.add(new Delta(delta));
-                });
-        for (int i = 0; i < jobs.size(); i++) jobs.get(i).events.add(new Done(done.get(i)));
+    /**
+     * Prefills as many arrived requests as there are free rows and adds them to the session. Returns -1, or the
+     * session's size when the group would take context that running rows need (it waits until a row ends).
+     */
+    private int join(Generator.Session<Job> session, List<Job> arrived) {
+        int free = maxBatch - session.size();
+        if (free <= 0 || arrived.isEmpty()) return -1;
+        List<Job> group = new ArrayList<>(arrived.subList(0, Math.min(free, arrived.size())));
+        try {
+            if (!add(session, group)) return session.size();
+            arrived.removeAll(group);
+            metrics.batches.incrementAndGet();
+            metrics.batchedRequests.addAndGet(group.size());
+        } catch (Exception | OutOfMemoryError e) {
+            arrived.removeAll(group);
+            // one bad request (a prompt over the context, corrupt media) must not fail the others: each runs alone
+            for (Job job : group) {
+                if (group.size() == 1) {
+                    finish(job, new Failed(e instanceof Exception x ? x : new IllegalStateException("out of memory")));
+                    continue;
+                }
+                try {
+                    if (add(session, List.of(job))) {
+                        metrics.batches.incrementAndGet();
+                        metrics.batchedRequests.incrementAndGet();
+                    } else {
+                        arrived.add(0, job);
+                    }
+                } catch (Exception alone) {
+                    finish(job, new Failed(alone));
+                }
+            }
+        }
+        return -1;
+    }
+
+    /** Prefills {@code group} into the session, unless it does not fit beside the running rows (false). */
+    private boolean add(Generator.Session<Job> session, List<Job> group) {
+        try (var scope = model.newScope()) {
+            Generator.Prompts prompts = model.prompts(group.stream().map(j -> j.prompt).toList(), scope);
+            List<Generator.Options> options = group.stream().map(j -> j.options).toList();
+            if (!session.fits((int) prompts.embeddings().getShape().get(1), options)) return false;
+            List<Generator.StreamListener> listeners = group.stream()
+                    .map(job -> (Generator.StreamListener) (row, delta) -> job.events.add(new Delta(delta))).toList();
+            session.add(prompts, group, options, listeners);
+            metrics.queueDepth.addAndGet(-group.size());
+            return true;
+        }
+    }
+
+    /** One decode step; the requests that ended get their completion. A failed step fails every running request. */
+    private void step(Generator.Session<Job> session) {
+        try {
+            for (Generator.Ended<Job> ended : session.step()) ended.key().events.add(new Done(ended.completion()));
+        } catch (Exception | OutOfMemoryError e) {
+            Exception error = e instanceof Exception x ? x : new IllegalStateException("out of memory in the decode step");
+            for (Job job : session.abandon()) job.events.add(new Failed(error));
+        }
+    }
+
+    /** Ends a request that never joined the session. */
+    private void finish(Job job, Event event) {
+        metrics.queueDepth.decrementAndGet();
+        job.events.add(event);
     }
 
     @Override

@@ -242,11 +242,24 @@ final class ServedModel implements AutoCloseable {
         }
     }
 
-    /** Generates one batch: each prompt with its own options; text is streamed per row to {@code listener}. */
-    List<Generator.Completion> generate(List<Prompt> prompts, List<Generator.Options> options,
-                                        Generator.StreamListener listener) {
-        if (xllm != null) return xllm.generate(prompts.stream().map(Prompt::turns).toList(), options, listener);
-        return llm.generator().generate(prompts.stream().map(Prompt::ids).toList(), options, listener);
+    /** The decode loop's running batch (continuous batching), on this model's LLM. */
+    <K> Generator.Session<K> session() {
+        return language().generator().session();
+    }
+
+    /** A scope for one group of prompts on their way into the session. */
+    NDManager newScope() {
+        return language().model().manager().newSubManager();
+    }
+
+    /** A group of prompts spliced (X-LLM) or embedded (text LLM) and left-padded, ready to prefill. */
+    Generator.Prompts prompts(List<Prompt> prompts, NDManager scope) {
+        if (xllm != null) return xllm.generationPrompts(prompts.stream().map(Prompt::turns).toList(), scope);
+        return llm.generator().embed(prompts.stream().map(Prompt::ids).toList(), scope);
+    }
+
+    private LanguageModel language() {
+        return xllm != null ? xllm.llm() : llm;
     }
 
     @Override

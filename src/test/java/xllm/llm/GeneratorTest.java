@@ -89,4 +89,67 @@ class GeneratorTest {
                     e.getMessage());
         }
     }
+
+    /** Prompt {@code length} tokens long, shifted by {@code seed} so that rows differ. */
+    private static long[] prompt(int length, int seed) {
+        long[] ids = LlamaModelTest.prompt(length);
+        for (int i = 0; i < length; i++) ids[i] = 3 + (ids[i] + seed * 11L) % 500;
+        return ids;
+    }
+
+    @Test
+    void rowsThatJoinAndLeaveARunningSessionGetTheTokensTheyGetAlone() {
+        Generator generator = withoutEndTokens();
+        long[] a = prompt(12, 0), b = prompt(5, 1), c = prompt(30, 2), d = prompt(8, 3);
+        int[] budgets = {10, 4, 12, 6};
+        long[][] prompts = {a, b, c, d};
+        java.util.Map<String, long[]> got = new java.util.HashMap<>();
+        StringBuilder streamedB = new StringBuilder();
+        try (NDManager scope = manager.newSubManager();
+             Generator.Session<String> session = generator.session()) {
+            session.add(generator.embed(List.of(a), scope), List.of("a"), List.of(Generator.Options.greedy(budgets[0])),
+                    List.of((row, text) -> {}));
+            for (int i = 0; i < 3; i++) assertTrue(session.step().isEmpty());
+            // b is shorter than the running history and c longer: both sides get left-padded when they join
+            assertTrue(session.fits(30, List.of(Generator.Options.greedy(4), Generator.Options.greedy(12))));
+            session.add(generator.embed(List.of(b, c), scope), List.of("b", "c"),
+                    List.of(Generator.Options.greedy(budgets[1]), Generator.Options.greedy(budgets[2])),
+                    List.of((row, text) -> streamedB.append(text), (row, text) -> {}));
+            assertEquals(3, session.size());
+            int steps = 0;
+            while (session.size() > 0) {
+                for (Generator.Ended<String> e : session.step()) got.put(e.key(), e.completion().tokenIds());
+                if (++steps == 5) {
+                    // b has left by now (4 tokens); d joins the rows still running, after the trim
+                    assertTrue(got.containsKey("b") && !got.containsKey("c"), got.keySet().toString());
+                    session.add(generator.embed(List.of(d), scope), List.of("d"),
+                            List.of(Generator.Options.greedy(budgets[3])), List.of((row, text) -> {}));
+                }
+            }
+            assertEquals(java.util.Set.of("a", "b", "c", "d"), got.keySet());
+        }
+        for (int i = 0; i < prompts.length; i++) {
+            Generator.Completion alone = generator.generate(List.of(prompts[i]), Generator.Options.greedy(budgets[i]),
+                    null).get(0);
+            assertArrayEquals(alone.tokenIds(), got.get("abcd".substring(i, i + 1)), "row " + "abcd".charAt(i));
+            if (i == 1) assertEquals(alone.text(), streamedB.toString(), "b streamed its whole text");
+        }
+    }
+
+    @Test
+    void aGroupThatWouldTakeTheContextOfARunningRowDoesNotFit() {
+        Generator generator = withoutEndTokens();
+        try (NDManager scope = manager.newSubManager();
+             Generator.Session<String> session = generator.session()) {
+            assertTrue(session.fits(250, List.of(Generator.Options.greedy(100))), "an empty session takes anything");
+            session.add(generator.embed(List.of(prompt(20, 0)), scope), List.of("a"),
+                    List.of(Generator.Options.greedy(200)), List.of((row, text) -> {}));
+            session.step();
+            // a's 199 tokens still to come need the positions after the joined history of 60
+            assertFalse(session.fits(60, List.of(Generator.Options.greedy(1))));
+            assertTrue(session.fits(40, List.of(Generator.Options.greedy(1))));
+            // a newcomer whose own budget would be cut by joining waits too
+            assertFalse(session.fits(20, List.of(Generator.Options.greedy(240))));
+        }
+    }
 }
