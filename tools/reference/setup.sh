@@ -28,4 +28,14 @@ import accelerate, gguf, efficientnet_lite_pytorch
 from transformers import Blip2QFormerConfig, Blip2QFormerModel" >&2)
   echo "$wanted" > "$stamp"
 fi
+# bench serve's peer: llama.cpp's server, built from the sdist for this CPU (its own stamp: a slow build, done once)
+llama_stamp="$venv/.requirements-llamacpp.sha256"
+llama_wanted="$(sha256sum "$here/requirements-llamacpp.txt" | cut -d' ' -f1)"
+if [ "$(cat "$llama_stamp" 2>/dev/null || true)" != "$llama_wanted" ]; then
+  echo "installing $here/requirements-llamacpp.txt (builds llama.cpp with native CPU flags: ~10 minutes on 2 cores)" >&2
+  CMAKE_ARGS="-DGGML_NATIVE=ON" "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
+    -r "$here/requirements-llamacpp.txt" >&2
+  "$venv/bin/python" -c "import llama_cpp.server.app" >&2
+  echo "$llama_wanted" > "$llama_stamp"
+fi
 echo "$venv/bin/python"

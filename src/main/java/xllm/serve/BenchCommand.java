@@ -162,7 +162,7 @@ public final class BenchCommand implements Runnable {
         @Option(names = "--requests", defaultValue = "2", description = "Questions per client (default ${DEFAULT-VALUE}).")
         int requests;
         @Option(names = "--max-tokens", defaultValue = "32") int maxTokens;
-        @Option(names = "--max-batch", defaultValue = "4") int maxBatch;
+        @Option(names = "--max-batch", defaultValue = "16") int maxBatch;
         @Option(names = "--queue", defaultValue = "16") int queue;
         @Option(names = "--logs", defaultValue = "target/bench-serve", description = "Server logs (default ${DEFAULT-VALUE}).")
         Path logs;

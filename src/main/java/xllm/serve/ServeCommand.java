@@ -34,7 +34,8 @@ public final class ServeCommand implements Callable<Integer> {
             + "(default: env XLLM_API_KEY, else none).")
     String apiKey;
 
-    @Option(names = "--max-batch", defaultValue = "4", description = "Requests decoded together (default ${DEFAULT-VALUE}).")
+    @Option(names = "--max-batch", defaultValue = "16", description = "Requests decoded together: new ones join the "
+            + "running batch between steps (default ${DEFAULT-VALUE}).")
     int maxBatch;
 
     @Option(names = "--queue", defaultValue = "16", description = "Requests that may wait beyond the running batch; "
