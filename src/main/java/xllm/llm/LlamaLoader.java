@@ -243,8 +243,11 @@ public final class LlamaLoader {
                 scratchHolder[0] = manager.newSubManager();
             }
             NDArray finalNorm = load.get(names.finalNorm(), new long[] {d});
-            NDArray head = c.tieWordEmbeddings() ? embedding : load.get(names.lmHead(), new long[] {c.vocabSize(), d});
-            NDArray lmHead = keep(transposed(head.mul(finalNorm)), manager);
+            // a tied head stays the embedding (read transposed) with the final gain on the hidden state; an untied
+            // one is stored (D, V) with the gain folded in
+            NDArray untiedHead = c.tieWordEmbeddings() ? null
+                    : keep(transposed(load.get(names.lmHead(), new long[] {c.vocabSize(), d}).mul(finalNorm)), manager);
+            NDArray headGain = c.tieWordEmbeddings() ? keep(finalNorm, manager) : null;
             for (String name : present) {
                 if (!expected.contains(name) && IGNORABLE_SUFFIXES.stream().noneMatch(name::endsWith)) {
                     if (c.tieWordEmbeddings() && name.equals(names.lmHead())) {
@@ -255,7 +258,7 @@ public final class LlamaLoader {
                             + c.modelType() + " decoder with this config)");
                 }
             }
-            return new LlamaModel(c, manager, embedding, layers, lmHead);
+            return new LlamaModel(c, manager, embedding, layers, untiedHead, headGain);
         } catch (IOException | RuntimeException e) {
             manager.close();
             throw e;

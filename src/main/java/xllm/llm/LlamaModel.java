@@ -45,7 +45,10 @@ public final class LlamaModel implements AutoCloseable {
     private final NDManager manager;
     private final NDArray tokenEmbedding; // (V, D)
     private final Layer[] layers;
-    private final NDArray lmHead;         // (D, V): embedding (or untied head) ᵀ, final RMSNorm gain folded in
+    private final NDArray lmHead;         // (D, V): the untied head ᵀ with the final RMSNorm gain folded in, or, tied,
+                                          // a transposed view of the token embedding (no second copy of V × D)
+    private final NDArray headGain;       // (D): the final RMSNorm gain when the head is tied (applied to the
+                                          // hidden state), else null
     private final NDArray ropeCos;        // (maxPositions, hd)
     private final NDArray ropeSin;        // (maxPositions, hd)
     private final NDArray rotateHalf;     // (hd, hd)
@@ -60,12 +63,21 @@ public final class LlamaModel implements AutoCloseable {
     /** Test hook: runs at the end of each decoder layer, where a forward's live memory peaks. Null in use. */
     Runnable afterEachLayer;
 
-    LlamaModel(LlamaConfig config, NDManager manager, NDArray tokenEmbedding, Layer[] layers, NDArray lmHead) {
+    /**
+     * @param untiedHead the untied LM head (D, V) with the final RMSNorm gain folded in, or null when the head is the
+     *                   token embedding ({@code headGain} then holds the gain)
+     */
+    LlamaModel(LlamaConfig config, NDManager manager, NDArray tokenEmbedding, Layer[] layers, NDArray untiedHead,
+               NDArray headGain) {
+        if ((untiedHead == null) == (headGain == null)) {
+            throw new IllegalArgumentException("give either an untied head or the tied head's gain");
+        }
         this.config = config;
         this.manager = manager;
         this.tokenEmbedding = tokenEmbedding;
         this.layers = layers;
-        this.lmHead = lmHead;
+        this.lmHead = untiedHead != null ? untiedHead : tokenEmbedding.transpose();
+        this.headGain = headGain;
         this.dataType = tokenEmbedding.getDataType();
         float[] inverse = TransformerOps.ropeInverseFrequencies(config.headDim(), config.ropeTheta(), config.ropeScaling());
         NDArray[] tables = TransformerOps.ropeTables(manager, config.maxPositions(), config.headDim(), inverse, dataType);
@@ -189,7 +201,8 @@ public final class LlamaModel implements AutoCloseable {
             x = next;
         }
         if (cache != null) cache.advance(tokens);
-        // step 4: final RMSNorm (its gain is folded into the LM head)
+        // step 4: final RMSNorm (its gain is applied by logits(): folded into an untied head, on the hidden state for a
+        // tied one)
         NDArray normalized = TransformerOps.rmsNormalize(x, config.rmsNormEps());
         if (x != inputEmbeddings) x.close();
         return normalized;
@@ -252,7 +265,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Logits (…, V) for normalised hidden states (…, D). */
     public NDArray logits(NDArray hidden) {
-        return linear(hidden, lmHead, null);
+        return linear(headGain == null ? hidden : hidden.mul(headGain), lmHead, null);
     }
 
     /** Full forward: logits (B, T, V) of every position. */
@@ -290,7 +303,9 @@ public final class LlamaModel implements AutoCloseable {
                     layer.qkvBias == null ? null : convert(layer.qkvBias, type, target),
                     convert(layer.output, type, target), convert(layer.gateUp, type, target), convert(layer.down, type, target));
         }
-        return new LlamaModel(config, target, convert(tokenEmbedding, type, target), converted, convert(lmHead, type, target));
+        return new LlamaModel(config, target, convert(tokenEmbedding, type, target), converted,
+                headGain == null ? convert(lmHead, type, target) : null,
+                headGain == null ? null : convert(headGain, type, target));
     }
 
     private static NDArray convert(NDArray array, DataType type, NDManager target) {
@@ -325,7 +340,7 @@ public final class LlamaModel implements AutoCloseable {
         long d = config.hiddenSize();
         long perLayer = layers[0].qkv.size() + (layers[0].qkvBias == null ? 0 : layers[0].qkvBias.size())
                 + layers[0].output.size() + layers[0].gateUp.size() + layers[0].down.size() + 2 * d;
-        long head = config.tieWordEmbeddings() ? 0 : lmHead.size();
+        long head = headGain != null ? 0 : lmHead.size();
         return tokenEmbedding.size() + perLayer * layers.length + d + head;
     }
 

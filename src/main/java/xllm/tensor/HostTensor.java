@@ -32,6 +32,12 @@ public record HostTensor(String name, DType dtype, long[] shape, ByteBuffer data
     }
 
     /** Values widened to float32 (F16/BF16 converted exactly, integers cast). */
+    /** Writes the values as float32 into {@code out} (float32 data is copied in bulk, with no array in between). */
+    public void putFloats(java.nio.FloatBuffer out) {
+        if (dtype == DType.F32) out.put(data.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer());
+        else out.put(toFloats());
+    }
+
     public float[] toFloats() {
         int n = Math.toIntExact(numel());
         float[] out = new float[n];

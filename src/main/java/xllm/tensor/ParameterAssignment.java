@@ -36,9 +36,10 @@ public final class ParameterAssignment {
                         + java.util.Arrays.toString(tensor.shape()) + ", parameter '" + name + "' has "
                         + target.value().getShape());
             }
-            float[] values = tensor.toFloats();
-            ByteBuffer bytes = ByteBuffer.allocateDirect(values.length * 4).order(ByteOrder.nativeOrder());
-            bytes.asFloatBuffer().put(values);
+            // DJL's set() of a direct buffer makes it the parameter's storage (no copy): one buffer per tensor,
+            // filled straight from the checkpoint's bytes, with no float[] in between
+            ByteBuffer bytes = ByteBuffer.allocateDirect(Math.toIntExact(tensor.numel() * 4)).order(ByteOrder.nativeOrder());
+            tensor.putFloats(bytes.asFloatBuffer());
             target.value().set(bytes);
             seen.add(name);
         }
