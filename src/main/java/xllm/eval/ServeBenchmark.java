@@ -187,7 +187,9 @@ public final class ServeBenchmark {
             }
             List<String> withPort = command.stream().map(a -> a.equals("{port}") ? String.valueOf(port) : a).toList();
             System.err.printf("bench serve: starting %s (log: %s)%n", name, log);
-            Process process = new ProcessBuilder(withPort).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            ProcessBuilder builder = new ProcessBuilder(withPort).redirectErrorStream(true).redirectOutput(log.toFile());
+            if (name.equals("xllm")) builder.environment().putIfAbsent("MALLOC_ARENA_MAX", "2"); // as ./xllm serve runs
+            Process process = builder.start();
             URI base = URI.create("http://127.0.0.1:" + port);
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
             long until = System.nanoTime() + Duration.ofMinutes(5).toNanos();
