@@ -16,9 +16,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * {@code ./xllm bench llm}: prefill and decode throughput and peak RSS of xllm's decoder beside Hugging Face
- * transformers on the same GGUF, prompt ids, greedy decoding and token counts, in the same run. Repeats are
- * interleaved (xllm, then the peer) and medians reported. The peer is {@code tools/reference/bench_hf_generate.py}.
+ * {@code ./xllm bench llm}: prefill and decode throughput and peak RSS of xllm's decoder beside llama.cpp (the main
+ * peer: llama-cpp-python on the GGUF's own quantised blocks, {@code tools/reference/bench_llamacpp.py}, fed xllm's
+ * prompt ids) and Hugging Face transformers (fp32, {@code tools/reference/bench_hf_generate.py}), on the same GGUF,
+ * prompt, greedy decoding, token counts and threads, in the same run. Repeats are interleaved (xllm, then each
+ * peer) and medians reported.
  */
 public final class LlmBenchmark {
 
@@ -40,11 +42,16 @@ public final class LlmBenchmark {
         List<Double> peerPrefill = new ArrayList<>(), peerDecode = new ArrayList<>(), peerGenerate = new ArrayList<>();
         double peerRss = 0;
         String peerError = null;
+        List<Double> cppPrefill = new ArrayList<>(), cppDecode = new ArrayList<>(), cppTtft = new ArrayList<>();
+        double cppRss = 0;
+        String cppError = config.peer() ? null : "peer not run (--no-peer)";
+        long[] xllmTokens = null, cppTokens = null;
         try (LanguageModel lm = LanguageModel.open(config.model(), manager)) {
             long[] ids = promptIds(lm, config.promptTokens());
-            measure(lm.model(), ids, config.newTokens(), manager); // warm-up
+            xllmTokens = new long[config.newTokens()];
+            measure(lm.model(), ids, config.newTokens(), manager, xllmTokens); // warm-up
             for (int r = 0; r < config.repeats(); r++) {
-                double[] times = measure(lm.model(), ids, config.newTokens(), manager);
+                double[] times = measure(lm.model(), ids, config.newTokens(), manager, xllmTokens);
                 prefill.add(config.promptTokens() / times[0]);
                 decode.add((config.newTokens() - 1) / times[1]);
                 System.err.printf("xllm repeat %d: prefill %.1f tok/s, decode %.1f tok/s%n", r, prefill.get(r), decode.get(r));
@@ -60,6 +67,24 @@ public final class LlmBenchmark {
                         peerRss = Math.max(peerRss, peer.get("peak_rss_mib").asDouble());
                     } catch (IOException e) {
                         peerError = e.getMessage();
+                    }
+                }
+                if (cppError == null) {
+                    try {
+                        StringBuilder joined = new StringBuilder();
+                        for (long id : ids) joined.append(joined.length() == 0 ? "" : ",").append(id);
+                        JsonNode cpp = PeerProcess.run(Path.of("tools/reference/bench_llamacpp.py"), List.of(
+                                "--gguf", config.model().toString(), "--prompt-ids", joined.toString(),
+                                "--new-tokens", String.valueOf(config.newTokens()), "--threads",
+                                String.valueOf(config.threads()), "--repeats", "1"), 1800);
+                        cppPrefill.add(cpp.get("prefill_tokens_per_second").asDouble());
+                        cppDecode.add(cpp.get("decode_tokens_per_second").asDouble());
+                        cppTtft.add(cpp.get("time_to_first_token_seconds").asDouble());
+                        cppRss = Math.max(cppRss, cpp.get("peak_rss_mib").asDouble());
+                        cppTokens = new long[cpp.get("greedy_tokens").size()];
+                        for (int i = 0; i < cppTokens.length; i++) cppTokens[i] = cpp.get("greedy_tokens").get(i).asLong();
+                    } catch (IOException e) {
+                        cppError = e.getMessage();
                     }
                 }
             }
@@ -80,6 +105,23 @@ public final class LlmBenchmark {
             }
             report.failed(peerName, "peak_rss", "MiB", peerError);
         }
+        String cppName = "llama.cpp";
+        if (cppError == null) {
+            report.add(cppName, "prefill_tokens_per_s", median(cppPrefill), "tok/s");
+            report.add(cppName, "decode_tokens_per_s", median(cppDecode), "tok/s");
+            report.add(cppName, "time_to_first_token", median(cppTtft), "s");
+            report.add(cppName, "peak_rss", cppRss, "MiB");
+            int same = 0;
+            while (same < Math.min(xllmTokens.length, cppTokens.length) && xllmTokens[same] == cppTokens[same]) same++;
+            report.add(cppName, "greedy_tokens_equal_to_xllm", same, "of " + xllmTokens.length);
+        } else {
+            for (String metric : List.of("prefill_tokens_per_s", "decode_tokens_per_s", "peak_rss")) {
+                report.failed(cppName, metric, metric.equals("peak_rss") ? "MiB" : "tok/s", cppError);
+            }
+        }
+        report.ratio("prefill_tokens_per_s", "xllm", cppName, true);
+        report.ratio("decode_tokens_per_s", "xllm", cppName, true);
+        report.ratio("peak_rss", "xllm", cppName, false);
         report.ratio("prefill_tokens_per_s", "xllm", peerName, true);
         report.ratio("decode_tokens_per_s", "xllm", peerName, true);
         report.ratio("peak_rss", "xllm", peerName, false);
@@ -97,8 +139,11 @@ public final class LlmBenchmark {
         return Arrays.copyOf(ids, count);
     }
 
-    /** Seconds of {prefill over the prompt (no cache), M − 1 greedy decode steps after a cached prefill}. */
-    private static double[] measure(LlamaModel model, long[] ids, int newTokens, NDManager manager) {
+    /**
+     * Seconds of {prefill over the prompt (no cache), M − 1 greedy decode steps after a cached prefill}; the M greedy
+     * tokens go to {@code tokens}.
+     */
+    private static double[] measure(LlamaModel model, long[] ids, int newTokens, NDManager manager, long[] tokens) {
         double prefill;
         try (NDManager scope = manager.newSubManager()) {
             long start = System.nanoTime();
@@ -114,6 +159,7 @@ public final class LlmBenchmark {
                         positions(0, ids.length), valid(ids.length), cache);
                 next = argmax(model.logits(hidden.get(":, -1:, :")).toFloatArray());
             }
+            tokens[0] = next;
             for (int i = 0; i < newTokens - 1; i++) {
                 long start = System.nanoTime();
                 try (NDManager step = request.newSubManager()) {
@@ -121,6 +167,7 @@ public final class LlmBenchmark {
                             positions(cache.length(), 1), valid(1), cache);
                     next = argmax(model.logits(hidden).toFloatArray());
                 }
+                tokens[i + 1] = next;
                 decode += (System.nanoTime() - start) / 1e9;
             }
         }

@@ -52,9 +52,11 @@ public final class BenchCommand implements Runnable {
     }
 
     @Command(name = "llm", mixinStandardHelpOptions = true,
-            description = {"Prefill tok/s, decode tok/s and peak RSS of the fp32 decoder beside HF transformers "
-                    + "(tools/reference/bench_hf_generate.py): same GGUF, prompt ids, greedy decoding, token counts.",
-                    "Both use all cores."})
+            description = {"Prefill tok/s, decode tok/s and peak RSS of the fp32 decoder beside llama.cpp "
+                    + "(llama-cpp-python on the GGUF's own quantised blocks, tools/reference/bench_llamacpp.py; also "
+                    + "its time to first token and how many greedy tokens equal xllm's) and HF transformers (fp32, "
+                    + "tools/reference/bench_hf_generate.py): same GGUF, prompt ids, greedy decoding, token counts.",
+                    "All use all cores. A Q8_0 file of a Q4_1 model: tools/reference/requantize.py."})
     static final class Llm implements Callable<Integer> {
         @Option(names = {"-m", "--model"}, defaultValue = ModelOption.DEFAULT_MODEL,
                 description = "GGUF model name or path (default ${DEFAULT-VALUE}).")
