@@ -188,7 +188,10 @@ public final class ServeBenchmark {
             List<String> withPort = command.stream().map(a -> a.equals("{port}") ? String.valueOf(port) : a).toList();
             System.err.printf("bench serve: starting %s (log: %s)%n", name, log);
             ProcessBuilder builder = new ProcessBuilder(withPort).redirectErrorStream(true).redirectOutput(log.toFile());
-            if (name.equals("xllm")) builder.environment().putIfAbsent("MALLOC_ARENA_MAX", "2"); // as ./xllm serve runs
+            if (name.equals("xllm")) { // as ./xllm serve runs
+                builder.environment().putIfAbsent("MALLOC_ARENA_MAX", "2");
+                builder.environment().putIfAbsent("OMP_WAIT_POLICY", "PASSIVE");
+            }
             Process process = builder.start();
             URI base = URI.create("http://127.0.0.1:" + port);
             HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
