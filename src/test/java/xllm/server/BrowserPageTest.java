@@ -11,9 +11,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The web page in headless Chromium (Playwright with Debian's chromium; tools/clients/browser-test.mjs): it uploads an
- * image and asks, records speech through the fake microphone and sends it, uploads a WAV, and sees each answer
- * stream in. The screenshot is kept at target/browser-test/chat.png.
+ * The web page in headless Chromium (Playwright with Debian's chromium; tools/clients/browser-test.mjs): on an X-LLM
+ * it uploads an image and asks, records speech through the fake microphone and sends it, uploads a WAV, and sees each
+ * answer stream in (screenshot kept at target/browser-test/chat.png); on the real SmolLM2 behind a key it asks for
+ * the key, takes it from Settings, keeps the media buttons disabled and streams a Markdown conversation.
  */
 class BrowserPageTest {
 
@@ -26,6 +27,19 @@ class BrowserPageTest {
             ClientScripts.Result result = ClientScripts.node("browser-test.mjs", List.of("--base-url", server.uri().toString(),
                     "--image", ChatCompletionsMedia.file("image-qa", "image").toString(),
                     "--wav", ChatCompletionsMedia.file("asr", "audio").toString(), "--screenshot", shot.toString()));
+            assertEquals(0, result.exitCode(), result.output());
+            assertTrue(Files.size(shot) > 10_000, "screenshot written: " + shot);
+        }
+    }
+
+    @Test
+    void onATextModelBehindAKeyThePageAsksForTheKeyAndAnswers() throws Exception {
+        try (XllmServer server = XllmServer.start("smollm2-135m-instruct", ServerOptions.local().withApiKey("secret"))) {
+            Path shot = Path.of("target", "browser-test", "text.png").toAbsolutePath();
+            Files.createDirectories(shot.getParent());
+            Files.deleteIfExists(shot);
+            ClientScripts.Result result = ClientScripts.node("browser-test.mjs", List.of("--base-url",
+                    server.uri().toString(), "--text-only", "--api-key", "secret", "--screenshot", shot.toString()));
             assertEquals(0, result.exitCode(), result.output());
             assertTrue(Files.size(shot) > 10_000, "screenshot written: " + shot);
         }
