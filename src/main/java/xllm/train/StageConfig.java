@@ -75,7 +75,8 @@ public record StageConfig(
         int batchSize,
         @Doc(value = "micro-batches summed per optimiser step (effective batch = batchSize x this)", defaultValue = "1")
         int gradientAccumulation,
-        @Doc(value = "optimiser steps to run (exactly one of steps, epochs)", defaultValue = "null")
+        @Doc(value = "optimiser steps to run (exactly one of steps, epochs); 0 writes the initFrom checkpoints, joined, as "
+                + "this stage's model without training", defaultValue = "null")
         Integer steps,
         @Doc(value = "passes over data.train to run (exactly one of steps, epochs)", defaultValue = "null")
         Integer epochs,
@@ -381,7 +382,7 @@ public record StageConfig(
         }
         atLeast(problems, "batchSize", batchSize, 1);
         atLeast(problems, "gradientAccumulation", gradientAccumulation, 1);
-        if (steps != null) atLeast(problems, "steps", steps, 1);
+        if (steps != null) atLeast(problems, "steps", steps, 0); // 0: compose initFrom into one checkpoint, no training
         if (epochs != null) atLeast(problems, "epochs", epochs, 1);
         atLeast(problems, "evalEvery", evalEvery, 0);
         atLeast(problems, "checkpointEvery", checkpointEvery, 0);

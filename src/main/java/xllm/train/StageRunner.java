@@ -91,7 +91,7 @@ public final class StageRunner {
         long totalSteps = config.steps() != null ? config.steps()
                 : Math.max(1, config.epochs() * microPerEpoch / accumulation);
         requireWarmupWithin(totalSteps, microPerEpoch);
-        LrSchedule schedule = schedule(totalSteps);
+        LrSchedule schedule = totalSteps == 0 ? null : schedule(totalSteps); // steps 0: nothing to schedule
         Path runDir = config.output();
         Files.createDirectories(runDir);
         CheckpointStore store = new CheckpointStore(runDir, config.keepCheckpoints());
@@ -190,6 +190,11 @@ public final class StageRunner {
                 loader.interrupt();
                 progress.finish();
             }
+            if (totalSteps == 0) { // steps: 0 composes: the initialised model is the result
+                lastCheckpoint = save(store, task, byName, trainable, optimizer, 0, Double.NaN);
+                log.printf("%s: steps 0: wrote the model assembled from %s untrained%n", config.stage().id(),
+                        config.initFrom());
+            }
             if (step == totalSteps && lastCheckpoint != null) store.markFinal(lastCheckpoint);
             log.printf("%s: %d steps, last loss %.4f, checkpoint %s (also %s), curves %s%n", config.stage().id(), step,
                     lastLoss, lastCheckpoint, runDir.resolve(CheckpointStore.FINAL), runDir.resolve("loss.png"));
@@ -269,7 +274,8 @@ public final class StageRunner {
             List<Path> manifests = new ArrayList<>();
             manifests.add(config.data().train());
             if (config.data().eval() != null) manifests.add(config.data().eval());
-            ObjectNode provenance = CheckpointStore.provenance(config.stage().id(), manifests, Map.of("loss", loss));
+            ObjectNode provenance = CheckpointStore.provenance(config.stage().id(), manifests,
+                    Double.isNaN(loss) ? Map.of() : Map.of("loss", loss));
             provenance.put("recipe", config.toYaml()); // how it was trained; config.json records what it is
             TrainerState trainerState = new TrainerState(step, step * config.gradientAccumulation() * config.batchSize()
                     / Math.max(1, task.trainSamples().size()), step * config.gradientAccumulation(), config.seed(),
@@ -291,7 +297,7 @@ public final class StageRunner {
     /** With epochs the run's length is known only now; StageConfig checks a recipe that gives steps at load. */
     private void requireWarmupWithin(long totalSteps, long microPerEpoch) {
         long warmupSteps = config.schedule().warmupSteps();
-        if (warmupSteps < totalSteps) return;
+        if (warmupSteps < totalSteps || totalSteps == 0) return;
         String length = config.steps() != null ? "steps " + totalSteps
                 : "the run's " + totalSteps + " optimiser steps (epochs " + config.epochs() + " x " + microPerEpoch
                         + " micro-batches of " + config.batchSize() + " samples / gradientAccumulation "

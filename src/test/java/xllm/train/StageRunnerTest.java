@@ -87,6 +87,23 @@ class StageRunnerTest {
         }
     }
 
+    /** {@code steps: 0} composes: the final checkpoint is the initFrom model, bit for bit, with no metrics rows. */
+    @Test
+    void stepsZeroWritesTheInitialisedModelUntrained(@TempDir Path root) throws Exception {
+        Path trained = root.resolve("trained"), composed = root.resolve("composed");
+        StageRunner.Result first = train(recipe(trained, "steps=20"), false);
+        StageRunner.Result result = train(recipe(composed, "steps=0", "initFrom=" + trained.resolve("final")), false);
+        assertEquals(0, result.steps());
+        assertEquals(result.checkpoint().toRealPath(), composed.resolve(CheckpointStore.FINAL).toRealPath());
+        Map<String, xllm.tensor.HostTensor> before = Checkpoint.load(first.checkpoint()).model();
+        Map<String, xllm.tensor.HostTensor> after = Checkpoint.load(result.checkpoint()).model();
+        assertEquals(before.keySet(), after.keySet());
+        for (String name : before.keySet()) {
+            assertArrayEquals(before.get(name).toFloats(), after.get(name).toFloats(), 0f, name);
+        }
+        assertEquals(0, MetricsLog.read(MetricsLog.in(composed)).size());
+    }
+
     @Test
     void resumeContinuesExactly(@TempDir Path root) throws Exception {
         Path straight = root.resolve("straight"), resumed = root.resolve("resumed");

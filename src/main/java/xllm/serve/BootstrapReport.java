@@ -1,0 +1,173 @@
+package xllm.serve;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import xllm.train.MetricsLog;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * The report of {@code ./xllm bootstrap}: REPORT.md (where the time went, each stage's loss curve, every held-out
+ * score beside the paper's number) and report.json with the same figures, under {@code runs/bootstrap}.
+ */
+final class BootstrapReport {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One headline row: a measure, the eval giving it at stage 2 and after stage 3, the field, the paper's figure. */
+    private record Row(String measure, String stage2, String stage3, String field, String paper) {}
+
+    private static final List<Row> HEADLINES = List.of(
+            new Row("CIF ASR model, CER (held-out synthetic English)", "eval-cif", null, "cer_s",
+                    "CIF model 6.0 (AISHELL-2 test-ios)"),
+            new Row("LLM transcription through the C-Former, CER (same utterances)", "eval-speech-s2", null, "cer_s",
+                    "X-LLM 8.7 (1.45x the CIF model)"),
+            new Row("multimodal ASR, speech alone (S), CER", "eval-mmasr-s2", "eval-mmasr-s3", "cer_s",
+                    "3.4 (VSDial-CN test-orig)"),
+            new Row("multimodal ASR, speech + image (S+V), CER", "eval-mmasr-s2", "eval-mmasr-s3", "cer_sv",
+                    "4.7 after stage 2, 4.3 after stage 3"),
+            new Row("image QA, held-out scenes", "eval-image-s2", "eval-image-s3", "overall",
+                    "stage 3 keeps image QA (Table 7 trains adapters only)"),
+            new Row("video direction of motion, held-out clips", "eval-video-s2", "eval-video-s3", "overall",
+                    "issue goal >= 85% after stage 3"),
+            new Row("spoken question about an image (image + speech in)", "eval-spoken-s2", "eval-spoken-s3", "overall",
+                    "answered without joint training (Table 9, qualitative)"),
+            new Row("held-out instruction set, all tasks", null, "eval-instructions-s3", "overall", "-"));
+
+    private BootstrapReport() {}
+
+    static void write(List<BootstrapPipeline.Step> steps, Path state, PrintStream log) throws IOException {
+        Path plots = state.resolve("plots");
+        Files.createDirectories(plots);
+        ObjectNode report = JSON.createObjectNode();
+        report.put("written", java.time.Instant.now().toString());
+        report.set("machine", machine());
+        StringBuilder md = new StringBuilder();
+        md.append("# xllm bootstrap report\n\n");
+        md.append(String.format(Locale.ROOT, "Written %s by `./xllm bootstrap` on %s (%d cores).%n%n", report.get("written").asText(),
+                report.get("machine").get("cpu").asText(), report.get("machine").get("cores").asInt()));
+
+        // where the time goes
+        md.append("## Where the time goes\n\n| step | what | planned min | took min | steps | last loss | held-out loss | samples/s |\n");
+        md.append("|---|---|---|---|---|---|---|---|\n");
+        ArrayNode timing = report.putArray("steps");
+        double total = 0, planned = 0;
+        for (BootstrapPipeline.Step step : steps) {
+            if (step.action() instanceof BootstrapPipeline.Report) continue;
+            Path markerFile = state.resolve("steps").resolve(step.name() + ".json");
+            if (!Files.isRegularFile(markerFile)) continue;
+            JsonNode marker = JSON.readTree(markerFile.toFile());
+            double minutes = marker.path("seconds").asDouble() / 60;
+            total += minutes;
+            planned += step.minutes();
+            ObjectNode row = timing.addObject().put("step", step.name()).put("what", step.what())
+                    .put("minutes_planned", step.minutes()).put("minutes", minutes);
+            String trainCells = "| | | |";
+            if (isTraining(step)) {
+                Path run = step.outputs().get(0);
+                List<Map<String, Object>> metrics = MetricsLog.read(MetricsLog.in(run));
+                if (!metrics.isEmpty()) {
+                    Map<String, Object> last = metrics.get(metrics.size() - 1);
+                    double evalLoss = Double.NaN;
+                    for (Map<String, Object> m : metrics) if (m.get("eval_loss") instanceof Number n) evalLoss = n.doubleValue();
+                    double[] rates = metrics.stream().mapToDouble(m -> ((Number) m.get("samples_per_s")).doubleValue()).sorted().toArray();
+                    double median = rates[rates.length / 2];
+                    double lastLoss = ((Number) last.get("loss")).doubleValue();
+                    row.put("train_steps", metrics.size()).put("last_loss", lastLoss).put("eval_loss", evalLoss)
+                            .put("samples_per_s_median", median);
+                    trainCells = String.format(Locale.ROOT, "| %d | %.3f | %.3f | %.1f |", metrics.size(), lastLoss, evalLoss, median);
+                }
+                Path curve = run.resolve("loss.png");
+                if (Files.isRegularFile(curve)) {
+                    Files.copy(curve, plots.resolve(step.name() + "-loss.png"), StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+            md.append(String.format(Locale.ROOT, "| %s | %s | %.1f | %.1f %s%n", step.name(), step.what(), step.minutes(),
+                    minutes, trainCells));
+        }
+        report.put("minutes_total", total);
+        md.append(String.format(Locale.ROOT, "| **total** | | %.1f | **%.1f** | | | | |%n%n", planned, total));
+        md.append("Each step's time is that of its latest run; steps skipped because they were up to date keep the time "
+                + "they took when they ran.\n\n");
+
+        // held-out scores
+        ObjectNode evals = report.putObject("evaluations");
+        for (BootstrapPipeline.Step step : steps) {
+            Path file = state.resolve("evals").resolve(step.name() + ".json");
+            if (step.action() instanceof BootstrapPipeline.Evaluate && Files.isRegularFile(file)) {
+                evals.set(step.name(), JSON.readTree(file.toFile()));
+            }
+        }
+        md.append("## Held-out scores\n\n| measure | stage 2 | after stage 3 | paper |\n|---|---|---|---|\n");
+        for (Row row : HEADLINES) {
+            md.append(String.format("| %s | %s | %s | %s |%n", row.measure(), cell(evals, row.stage2(), row.field()),
+                    cell(evals, row.stage3(), row.field()), row.paper()));
+        }
+        md.append("\nCER in %, lower is better; accuracies are exact-match answers (chance: guessing among the answers its "
+                + "kind of question has in the set). The paper's figures are ChatGLM-6B on real Chinese data; ours are "
+                + "SmolLM2-135M on synthetic English scenes, clips and espeak-ng speech, so compare directions, not "
+                + "levels.\n\n");
+        for (var e : evals.properties()) {
+            md.append(String.format("- `%s` (%s): %s, model `%s`, data `%s`; table `evals/%s.txt`%n", e.getKey(),
+                    e.getValue().path("what").asText(), BootstrapEvaluations.summary((ObjectNode) e.getValue()),
+                    e.getValue().path("model").asText(), e.getValue().path("data").asText(), e.getKey()));
+        }
+
+        // loss curves
+        md.append("\n## Loss curves\n\n");
+        for (BootstrapPipeline.Step step : steps) {
+            if (Files.isRegularFile(plots.resolve(step.name() + "-loss.png"))) {
+                md.append(String.format("### %s%n%n![%s loss](plots/%s-loss.png)%n%n", step.name(), step.name(), step.name()));
+            }
+        }
+        BootstrapPipeline.writeAtomically(state.resolve("report.json"),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
+        BootstrapPipeline.writeAtomically(state.resolve("REPORT.md"), md.toString().getBytes(StandardCharsets.UTF_8));
+        log.printf(Locale.ROOT, "bootstrap: report %s (%.1f min of steps in all)%n", state.resolve("REPORT.md"), total);
+    }
+
+    private static boolean isTraining(BootstrapPipeline.Step step) {
+        return BootstrapPipeline.trains(step) && Files.isDirectory(step.outputs().get(0));
+    }
+
+    /** The figure of one eval: a CER or an accuracy in %, accuracies with their chance level. */
+    private static String cell(ObjectNode evals, String name, String field) {
+        if (name == null) return "-";
+        JsonNode e = evals.get(name);
+        if (e == null || !e.has(field)) return "not run";
+        String value = String.format(Locale.ROOT, "%.1f%%", 100 * e.get(field).asDouble());
+        if (field.equals("overall")) {
+            value += String.format(Locale.ROOT, " of %d (chance %.1f%%)", e.path("total").asInt(), 100 * e.path("chance").asDouble());
+        }
+        return value;
+    }
+
+    private static ObjectNode machine() {
+        ObjectNode node = JSON.createObjectNode();
+        String cpu = System.getProperty("os.arch");
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) {
+                    cpu = line.substring(line.indexOf(':') + 1).strip();
+                    break;
+                }
+            }
+        } catch (IOException e) {
+            // not Linux: the architecture is all we say
+        }
+        node.put("cpu", cpu);
+        node.put("cores", Runtime.getRuntime().availableProcessors());
+        node.put("java", System.getProperty("java.version"));
+        return node;
+    }
+}
