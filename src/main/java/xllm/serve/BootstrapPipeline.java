@@ -205,7 +205,8 @@ final class BootstrapPipeline {
             }
             // calibrated ETA: the steps run so far took actual/estimated of their estimate
             double remaining = planned - plannedDone;
-            double pace = estimatedOfRun > 0 ? actualSeconds / 60 / estimatedOfRun : 1;
+            // the plan's minutes until 5 planned minutes have run (the data steps alone would say little)
+            double pace = estimatedOfRun >= 5 ? Math.min(3, Math.max(0.33, actualSeconds / 60 / estimatedOfRun)) : 1;
             log.printf(Locale.ROOT, "%s: %s (about %.1f min) — %.0f%% of the plan done, %.0f min elapsed, ETA %.0f min%n",
                     prefix, step.what(), step.minutes() * pace, 100 * plannedDone / planned,
                     (System.nanoTime() - start) / 6e10, remaining * pace);

@@ -117,6 +117,8 @@ final class BootstrapReport {
                 + "kind of question has in the set). The paper's figures are ChatGLM-6B on real Chinese data; ours are "
                 + "SmolLM2-135M on synthetic English scenes, clips and espeak-ng speech, so compare directions, not "
                 + "levels.\n\n");
+        checks(evals).forEach(line -> md.append(line).append('\n'));
+        md.append('\n');
         for (var e : evals.properties()) {
             md.append(String.format("- `%s` (%s): %s, model `%s`, data `%s`; table `evals/%s.txt`%n", e.getKey(),
                     e.getValue().path("what").asText(), BootstrapEvaluations.summary((ObjectNode) e.getValue()),
@@ -134,6 +136,49 @@ final class BootstrapReport {
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         BootstrapPipeline.writeAtomically(state.resolve("REPORT.md"), md.toString().getBytes(StandardCharsets.UTF_8));
         log.printf(Locale.ROOT, "bootstrap: report %s (%.1f min of steps in all)%n", state.resolve("REPORT.md"), total);
+    }
+
+    /** The paper's claims in miniature, each checked on this run's held-out figures (skipped when one is missing). */
+    static List<String> checks(ObjectNode evals) {
+        List<String> lines = new java.util.ArrayList<>();
+        double cif = value(evals, "eval-cif", "cer_s"), llm = value(evals, "eval-speech-s2", "cer_s");
+        if (Double.isFinite(cif) && Double.isFinite(llm) && cif > 0) {
+            lines.add(check(llm / cif <= 1.5, String.format(Locale.ROOT, "LLM transcription CER is %.2fx the CIF model's "
+                    + "on the same utterances (paper 8.7/6.0 = 1.45x; goal <= 1.5x)", llm / cif)));
+        }
+        double spoken = value(evals, "eval-spoken-s2", "overall"), chance = value(evals, "eval-spoken-s2", "chance");
+        if (Double.isFinite(spoken)) {
+            lines.add(check(spoken > chance, String.format(Locale.ROOT, "stage 2 only: spoken questions about images "
+                    + "answered %.1f%% vs chance %.1f%% (paper Table 9)", 100 * spoken, 100 * chance)));
+        }
+        double sv2 = value(evals, "eval-mmasr-s2", "cer_sv"), sv3 = value(evals, "eval-mmasr-s3", "cer_sv");
+        double s3 = value(evals, "eval-mmasr-s3", "cer_s");
+        if (Double.isFinite(sv2) && Double.isFinite(sv3)) {
+            lines.add(check(sv3 < sv2, String.format(Locale.ROOT, "stage 3 lowers multimodal-ASR CER (S+V): %.2f%% -> "
+                    + "%.2f%% (paper 4.7 -> 4.3)", 100 * sv2, 100 * sv3)));
+            lines.add(check(sv3 < s3, String.format(Locale.ROOT, "after stage 3 the image helps: S+V %.2f%% vs S %.2f%%",
+                    100 * sv3, 100 * s3)));
+        }
+        double image2 = value(evals, "eval-image-s2", "overall"), image3 = value(evals, "eval-image-s3", "overall");
+        if (Double.isFinite(image2) && Double.isFinite(image3)) {
+            lines.add(check(image3 >= image2 - 0.02, String.format(Locale.ROOT, "image QA after stage 3 within 2 points of "
+                    + "stage 2: %.1f%% vs %.1f%%", 100 * image3, 100 * image2)));
+        }
+        double video = value(evals, "eval-video-s3", "overall");
+        if (Double.isFinite(video)) {
+            lines.add(check(video >= 0.85, String.format(Locale.ROOT, "video direction after stage 3: %.1f%% (goal >= 85%%)",
+                    100 * video)));
+        }
+        return lines;
+    }
+
+    private static String check(boolean holds, String claim) {
+        return (holds ? "- holds: " : "- does not hold: ") + claim;
+    }
+
+    private static double value(ObjectNode evals, String name, String field) {
+        JsonNode e = evals.get(name);
+        return e == null || !e.has(field) ? Double.NaN : e.get(field).asDouble();
     }
 
     private static boolean isTraining(BootstrapPipeline.Step step) {
