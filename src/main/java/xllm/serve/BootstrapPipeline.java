@@ -60,7 +60,7 @@ final class BootstrapPipeline {
      */
     record Step(String name, String what, double minutes, List<String> after, Action action, List<Path> outputs) {}
 
-    /** The committed plan; data sizes and recipes sized so that the whole run fits 90 minutes on 2 cores. */
+    /** The committed plan; minutes as measured on 2 idle Intel cores (docs/bootstrap-2026-12-05: 96 min in all). */
     static List<Step> plan() {
         Path scenes = Path.of("data/synthetic/scenes"), videos = Path.of("data/synthetic/videos");
         Path speech = Path.of("data/synthetic/speech"), instructions = Path.of("data/synthetic/instructions");
@@ -93,19 +93,19 @@ final class BootstrapPipeline {
                 new Mix(speech.resolve("spoken-train.jsonl"), List.of(new Part(speech.resolve("train-replies.jsonl"), null, 1),
                         new Part(speech.resolve("general-replies.jsonl"), null, 1))),
                 List.of(speech.resolve("spoken-train.jsonl"))));
-        steps.add(train("stage1-asr", "stage 1: the CIF ASR model", 20, List.of("speech"), "recipes/stage1-asr.yaml",
+        steps.add(train("stage1-asr", "stage 1: the CIF ASR model", 13, List.of("speech"), "recipes/stage1-asr.yaml",
                 "runs/stage1-asr"));
-        steps.add(train("stage2-image", "stage 2: Q-Former + I-Adapter through the frozen LLM", 17,
+        steps.add(train("stage2-image", "stage 2: Q-Former + I-Adapter through the frozen LLM", 19,
                 List.of("weights", "scenes"), "recipes/stage2-image.yaml", "runs/stage2-image"));
-        steps.add(train("stage2-video", "stage 2: video interface from the image interface", 6,
+        steps.add(train("stage2-video", "stage 2: video interface from the image interface", 16,
                 List.of("stage2-image", "video-mix"), "recipes/stage2-video.yaml", "runs/stage2-video"));
-        steps.add(train("stage2-speech", "stage 2: C-Former + S-Adapter through the frozen LLM", 17,
+        steps.add(train("stage2-speech", "stage 2: C-Former + S-Adapter through the frozen LLM", 22,
                 List.of("stage1-asr", "spoken-mix"), "recipes/stage2-speech.yaml", "runs/stage2-speech"));
         steps.add(new Step("stage2-joint", "the stage-2 interfaces in one X-LLM, untrained together (steps=0)", 0.5,
                 List.of("stage2-image", "stage2-video", "stage2-speech", "instructions"),
                 new Run(List.of(List.of("train", "recipes/stage3-integrate.yaml", "steps=0", "evalEvery=0",
                         "checkpointEvery=0", "featureCache=false", "output=runs/stage2-joint"))), List.of(Path.of("runs/stage2-joint"))));
-        steps.add(train("stage3", "stage 3: the adapters on the joint instruction set", 7,
+        steps.add(train("stage3", "stage 3: the adapters on the joint instruction set", 13,
                 List.of("stage2-image", "stage2-video", "stage2-speech", "instructions"), "recipes/stage3-integrate.yaml",
                 "runs/stage3-integrate"));
         Path cif = Path.of("runs/stage1-asr/final"), image = Path.of("runs/stage2-image/final");

