@@ -84,8 +84,8 @@ class StageConfigTest {
         assertEquals(Stage.CONVERT_ASR, StageConfig.load(RECIPES.resolve("stage1-asr.yaml"), List.of(), false).stage());
         StageConfig integrate = StageConfig.load(RECIPES.resolve("stage3-integrate.yaml"), List.of(), false);
         assertEquals(3, integrate.initFrom().size());
-        assertEquals(2, integrate.epochs());
-        assertNull(integrate.steps());
+        assertEquals(300, integrate.steps());
+        assertNull(integrate.epochs());
         StageConfig video = StageConfig.load(RECIPES.resolve("stage2-video.yaml"), List.of(), false);
         assertEquals(Map.of("imageInterface.", "videoInterface."), video.initRename());
         StageConfig spoken = StageConfig.load(RECIPES.resolve("stage2-speech-spoken.yaml"), List.of(), false);
@@ -114,11 +114,11 @@ class StageConfigTest {
     void stageRecipeWithoutItsCorpusFailsNamingTheResolvedPath() throws IOException {
         Path copy = dir.resolve("recipes/stage2-image.yaml");
         Files.createDirectories(copy.getParent());
-        Files.copy(RECIPES.resolve("stage2-image.yaml"), copy);
+        Files.copy(RECIPES.resolve("stage2-video.yaml"), copy);
         String message = assertThrows(IllegalArgumentException.class,
                 () -> StageConfig.load(copy, List.of())).getMessage();
         assertContains(message, copy + ": data.train: file not found: "
-                + dir.resolve("data/synthetic/scenes/train.jsonl"));
+                + dir.resolve("data/synthetic/videos/train-mixed.jsonl"));
         assertContains(message, copy + ": data.eval: file not found: ");
         assertContains(message, copy + ": initFrom[0]: checkpoint dir not found: ");
     }
@@ -223,7 +223,7 @@ class StageConfigTest {
     @Test
     void outOfRangeNumbers() throws IOException {
         assertContains(error(BASE.replace("batchSize: 8", "batchSize: 0")), ": batchSize: must be >= 1, got 0");
-        assertContains(error(BASE.replace("steps: 2000", "steps: -5")), ": steps: must be >= 1, got -5");
+        assertContains(error(BASE.replace("steps: 2000", "steps: -5")), ": steps: must be >= 0, got -5");
         assertContains(error(BASE + "gradientAccumulation: 0\n"), ": gradientAccumulation: must be >= 1, got 0");
         assertContains(error(BASE + "keepCheckpoints: 0\n"), ": keepCheckpoints: must be >= 1, got 0");
         assertContains(error(BASE + "optimizer: {beta2: 1.0}\n"), ": optimizer.beta2: must be in [0, 1), got 1.0");
