@@ -51,7 +51,7 @@ final class BootstrapReport {
         Files.createDirectories(plots);
         ObjectNode report = JSON.createObjectNode();
         report.put("written", java.time.Instant.now().toString());
-        report.set("machine", machine());
+        report.set("machine", JSON.valueToTree(xllm.eval.BenchmarkReport.machine()));
         StringBuilder md = new StringBuilder();
         md.append("# xllm bootstrap report\n\n");
         md.append(String.format(Locale.ROOT, "Written %s by `./xllm bootstrap` on %s (%d cores).%n%n", report.get("written").asText(),
@@ -195,24 +195,5 @@ final class BootstrapReport {
             value += String.format(Locale.ROOT, " of %d (chance %.1f%%)", e.path("total").asInt(), 100 * e.path("chance").asDouble());
         }
         return value;
-    }
-
-    private static ObjectNode machine() {
-        ObjectNode node = JSON.createObjectNode();
-        String cpu = System.getProperty("os.arch");
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) {
-                    cpu = line.substring(line.indexOf(':') + 1).strip();
-                    break;
-                }
-            }
-        } catch (IOException e) {
-            // not Linux: the architecture is all we say
-        }
-        node.put("cpu", cpu);
-        node.put("cores", Runtime.getRuntime().availableProcessors());
-        node.put("java", System.getProperty("java.version"));
-        return node;
     }
 }
